@@ -1,0 +1,40 @@
+# lazykit: `make demo` runs the main job, `make test` runs every test.
+# Each target builds the virtual environments it needs on first use.
+PYTHON ?= python3
+VENV := .venv
+NT_VENV := .venv-nt
+# The neural-tangents oracle only runs with these pins (design.md).
+NT_PINS := "jax==0.5.3" "jaxlib==0.5.3" "neural-tangents==0.6.5" "numpy<2"
+
+.PHONY: demo test lint oracle bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e ".[test]"
+	touch $@
+
+$(NT_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(NT_VENV)
+	$(NT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(NT_VENV)/bin/python -m pip install -q -e ".[test]" $(NT_PINS)
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/python examples/quickstart.py
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check lazykit tests benchmarks examples
+
+oracle: $(NT_VENV)/.installed
+	$(NT_VENV)/bin/python -m pytest -q -n 2 -p no:cacheprovider tests/oracle
+
+test: lint $(NT_VENV)/.installed
+	$(VENV)/bin/python -m pytest -q -n 2 tests lazykit --doctest-modules
+	$(MAKE) oracle
+
+bench: $(VENV)/.installed $(NT_VENV)/.installed
+	$(VENV)/bin/python benchmarks/kernel_speed.py --nt-python $(NT_VENV)/bin/python
+
+clean:
+	rm -rf $(VENV) $(NT_VENV) .pytest_cache .ruff_cache

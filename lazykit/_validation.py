@@ -1,0 +1,68 @@
+"""Input checks shared by the public functions: clear errors that name the argument."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def as_matrix(x, name: str, *, dtype=None) -> np.ndarray:
+    """Return ``x`` as a finite, non-empty 2-D floating NumPy array, or raise.
+
+    Float64 input stays float64 unless ``dtype`` asks otherwise; integer and
+    boolean input is promoted to ``dtype`` (float64 by default).
+    """
+    if hasattr(x, "__jax_array__") or type(x).__module__.startswith("jax"):
+        x = np.asarray(x)
+    try:
+        array = np.asarray(x)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be an array of shape (n_samples, n_features); "
+                        f"got an object of type {type(x).__name__}.") from err
+    if array.dtype == object or (not np.issubdtype(array.dtype, np.number) and array.dtype != bool):
+        raise TypeError(f"{name} must hold real numbers; got dtype {array.dtype}.")
+    if np.iscomplexobj(array):
+        raise TypeError(f"{name} must hold real numbers; got complex dtype {array.dtype}.")
+    if array.ndim != 2:
+        hint = " Reshape with x.reshape(-1, 1) for a single feature." if array.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D with shape (n_samples, n_features); "
+                         f"got an array of shape {array.shape}.{hint}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one sample and one feature; "
+                         f"got shape {array.shape}.")
+    target = np.dtype(dtype) if dtype is not None else (
+        array.dtype if array.dtype in (np.float32, np.float64) else np.dtype(np.float64))
+    array = np.asarray(array, dtype=target)
+    if not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise ValueError(f"{name} must be finite; found {array[tuple(bad)]} at index "
+                         f"{tuple(int(i) for i in bad)}. Remove or impute NaN/inf values first.")
+    return array
+
+
+def check_same_features(x1: np.ndarray, x2: np.ndarray, name1="x1", name2="x2") -> None:
+    """Raise if two input matrices do not have the same number of features."""
+    if x1.shape[1] != x2.shape[1]:
+        raise ValueError(f"{name1} and {name2} must have the same number of features; "
+                         f"got {x1.shape[1]} and {x2.shape[1]}.")
+
+
+def positive_int(value, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int >= ``minimum`` or raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}.")
+    return int(value)
+
+
+def nonnegative_float(value, name: str, *, strict: bool = False) -> float:
+    """Return ``value`` as a finite float >= 0 (> 0 if ``strict``) or raise naming ``name``."""
+    bound = "> 0" if strict else ">= 0"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number {bound}; got {value!r}.")
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or (strict and value == 0):
+        raise ValueError(f"{name} must be a finite number {bound}; got {value}.")
+    return value

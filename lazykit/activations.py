@@ -1,0 +1,491 @@
+"""Activation layers: each is an elementwise function together with its Gaussian dual.
+
+The dual maps the covariance of the pre-activations to
+``(E[phi(u) phi(v)], E[phi'(u) phi'(v)])`` and drives the NNGP and NTK
+recursions; the function itself drives the finite network. Activations with a
+closed-form dual use it; any other elementwise function goes through
+:class:`Elementwise`, a 2-D Gauss-Hermite quadrature.
+
+Activations are frozen dataclasses, so equal descriptions compare and hash
+equal (and share compiled kernels).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from lazykit.kernels import duals
+from lazykit.kernels.quadrature import gauss_hermite_dual
+from lazykit.kernels.recursion import KernelState, through_activation
+
+
+class Activation:
+    """Base class of activation layers (no parameters; shapes are preserved).
+
+    Subclasses define ``__call__`` (the elementwise function) and ``dual``.
+    ``snaps_correlation`` is True for duals that clip the correlation to
+    [-1, 1] themselves; for the others the recursion does it (see
+    :func:`lazykit.kernels.fast_math.snap_covariance`).
+    """
+
+    snaps_correlation = False
+
+    def __call__(self, x):
+        raise NotImplementedError
+
+    def dual(self, k12, k11, k22):
+        """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]) for (u, v) ~ N(0, [[k11, k12], [k12, k22]])."""
+        raise NotImplementedError
+
+    # Layer protocol -------------------------------------------------------
+    def init(self, key, in_dim: int):
+        del key
+        return in_dim, ()
+
+    def apply(self, params, x):
+        del params
+        return self(x)
+
+    def propagate(self, state: KernelState) -> KernelState:
+        return through_activation(self, state)
+
+
+@dataclasses.dataclass(frozen=True)
+class ABRelu(Activation):
+    """phi(x) = a min(x, 0) + b max(x, 0), with the arc-cosine closed form.
+
+    Examples:
+        >>> import lazykit
+        >>> lazykit.ABRelu(a=-1.0, b=1.0)(-2.0)  # abs
+        Array(2., dtype=float32, weak_type=True)
+    """
+
+    a: float = 0.0
+    b: float = 1.0
+
+    snaps_correlation = True
+
+    def __call__(self, x):
+        return self.a * jnp.minimum(x, 0) + self.b * jnp.maximum(x, 0)
+
+    def dual(self, k12, k11, k22):
+        return duals.abrelu(k12, k11, k22, a=self.a, b=self.b)
+
+
+def Relu() -> ABRelu:
+    """ReLU, max(x, 0) (arc-cosine kernel of degree 1).
+
+    Examples:
+        >>> import lazykit
+        >>> lazykit.Relu()
+        ABRelu(a=0.0, b=1.0)
+    """
+    return ABRelu(0.0, 1.0)
+
+
+def LeakyRelu(alpha: float = 0.01) -> ABRelu:
+    """Leaky ReLU, max(x, 0) + alpha min(x, 0).
+
+    Examples:
+        >>> import lazykit
+        >>> lazykit.LeakyRelu(0.1)
+        ABRelu(a=0.1, b=1.0)
+    """
+    return ABRelu(float(alpha), 1.0)
+
+
+def Abs() -> ABRelu:
+    """Absolute value |x|.
+
+    Examples:
+        >>> import lazykit
+        >>> lazykit.Abs()
+        ABRelu(a=-1.0, b=1.0)
+    """
+    return ABRelu(-1.0, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Step(Activation):
+    """Heaviside step 1[x > 0]. Its derivative is 0 almost everywhere, so the NTK gets no
+    contribution through it (as for a finite network trained by backpropagation).
+
+    Examples:
+        >>> import lazykit
+        >>> float(lazykit.Step()(0.5))
+        1.0
+    """
+
+    snaps_correlation = True
+
+    def __call__(self, x):
+        return jnp.where(x > 0, 1.0, 0.0).astype(jnp.result_type(x, float))
+
+    def dual(self, k12, k11, k22):
+        return duals.step(k12, k11, k22)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sign(Activation):
+    """sign(x); derivative 0 almost everywhere, like :class:`Step`.
+
+    Examples:
+        >>> import lazykit
+        >>> float(lazykit.Sign()(-3.0))
+        -1.0
+    """
+
+    snaps_correlation = True
+
+    def __call__(self, x):
+        return jnp.sign(x)
+
+    def dual(self, k12, k11, k22):
+        return duals.sign(k12, k11, k22)
+
+
+@dataclasses.dataclass(frozen=True)
+class Erf(Activation):
+    """phi(x) = a erf(b x) + c.
+
+    Examples:
+        >>> import lazykit
+        >>> round(float(lazykit.Erf()(10.0)), 6)
+        1.0
+    """
+
+    a: float = 1.0
+    b: float = 1.0
+    c: float = 0.0
+
+    def __call__(self, x):
+        return self.a * jax.scipy.special.erf(self.b * x) + self.c
+
+    def dual(self, k12, k11, k22):
+        return duals.erf(k12, k11, k22, a=self.a, b=self.b, c=self.c)
+
+
+def SigmoidLike() -> Erf:
+    """0.5 erf(x / 2.4020563531719796) + 0.5, an erf fit of the logistic sigmoid on [-5, 5].
+
+    Examples:
+        >>> import lazykit
+        >>> float(lazykit.SigmoidLike()(0.0))
+        0.5
+    """
+    return Erf(a=0.5, b=1.0 / 2.4020563531719796, c=0.5)
+
+
+@dataclasses.dataclass(frozen=True)
+class Gelu(Activation):
+    """GELU, x Phi(x) with Phi the standard normal CDF (exact, not the tanh approximation).
+
+    Examples:
+        >>> import lazykit
+        >>> float(lazykit.Gelu()(0.0))
+        0.0
+    """
+
+    def __call__(self, x):
+        return jax.nn.gelu(x, approximate=False)
+
+    def dual(self, k12, k11, k22):
+        return duals.gelu(k12, k11, k22)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sin(Activation):
+    """phi(x) = a sin(b x + c).
+
+    Examples:
+        >>> import lazykit
+        >>> float(lazykit.Sin()(0.0))
+        0.0
+    """
+
+    a: float = 1.0
+    b: float = 1.0
+    c: float = 0.0
+
+    def __call__(self, x):
+        return self.a * jnp.sin(self.b * x + self.c)
+
+    def dual(self, k12, k11, k22):
+        return duals.sin(k12, k11, k22, a=self.a, b=self.b, c=self.c)
+
+
+def Cos(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Sin:
+    """phi(x) = a cos(b x + c), i.e. :class:`Sin` with phase c + pi/2.
+
+    Examples:
+        >>> import lazykit
+        >>> round(float(lazykit.Cos()(0.0)), 6)
+        1.0
+    """
+    return Sin(a=a, b=b, c=c + math.pi / 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rbf(Activation):
+    """sqrt(2) sin(sqrt(2 gamma) x + pi/4), whose NNGP after a bias-free Dense layer is the
+    RBF kernel exp(-gamma ||x - x'||^2 / d).
+
+    Examples:
+        >>> import lazykit
+        >>> lazykit.Rbf(gamma=0.5)
+        Rbf(gamma=0.5)
+    """
+
+    gamma: float = 1.0
+
+    def __call__(self, x):
+        return math.sqrt(2.0) * jnp.sin(math.sqrt(2.0 * self.gamma) * x + math.pi / 4)
+
+    def dual(self, k12, k11, k22):
+        return duals.rbf(k12, k11, k22, gamma=self.gamma)
+
+
+@dataclasses.dataclass(frozen=True)
+class Gaussian(Activation):
+    """Gaussian bump phi(x) = a exp(b x^2) (b < 0).
+
+    Examples:
+        >>> import lazykit
+        >>> float(lazykit.Gaussian()(0.0))
+        1.0
+    """
+
+    a: float = 1.0
+    b: float = -1.0
+
+    def __call__(self, x):
+        return self.a * jnp.exp(self.b * x * x)
+
+    def dual(self, k12, k11, k22):
+        return duals.gaussian(k12, k11, k22, a=self.a, b=self.b)
+
+
+@dataclasses.dataclass(frozen=True)
+class Exp(Activation):
+    """phi(x) = a exp(b x).
+
+    Examples:
+        >>> import lazykit
+        >>> float(lazykit.Exp()(0.0))
+        1.0
+    """
+
+    a: float = 1.0
+    b: float = 1.0
+
+    def __call__(self, x):
+        return self.a * jnp.exp(self.b * x)
+
+    def dual(self, k12, k11, k22):
+        return duals.exp(k12, k11, k22, a=self.a, b=self.b)
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity(Activation):
+    """phi(x) = x (a linear layer; a network of Dense and Identity layers is linear).
+
+    Examples:
+        >>> import lazykit
+        >>> float(lazykit.Identity()(2.0))
+        2.0
+    """
+
+    def __call__(self, x):
+        return x
+
+    def dual(self, k12, k11, k22):
+        return duals.identity(k12, k11, k22)
+
+
+@dataclasses.dataclass(frozen=True)
+class Polynomial(Activation):
+    """phi(x) = coef[0] + coef[1] x + ... + coef[p] x^p, with exact Gaussian moments.
+
+    Examples:
+        >>> import lazykit
+        >>> float(lazykit.Polynomial((1.0, 0.0, 2.0))(3.0))  # 1 + 2 * 3^2
+        19.0
+    """
+
+    coef: tuple[float, ...] = (0.0, 1.0)
+
+    def __post_init__(self):
+        coef = tuple(float(c) for c in self.coef)
+        if not coef:
+            raise ValueError("coef must hold at least one coefficient; got an empty sequence.")
+        object.__setattr__(self, "coef", coef)
+
+    def __call__(self, x):
+        result = jnp.zeros_like(x) + self.coef[-1]
+        for c in self.coef[-2::-1]:
+            result = result * x + c
+        return result
+
+    def dual(self, k12, k11, k22):
+        return duals.polynomial(k12, k11, k22, coef=self.coef)
+
+
+def Monomial(degree: int) -> Polynomial:
+    """phi(x) = x^degree; ``Monomial(2)`` is the quadratic activation.
+
+    Examples:
+        >>> import lazykit
+        >>> lazykit.Monomial(2)
+        Polynomial(coef=(0.0, 0.0, 1.0))
+    """
+    if isinstance(degree, bool) or not isinstance(degree, int) or degree < 0:
+        raise ValueError(f"degree must be an integer >= 0; got {degree!r}.")
+    return Polynomial(tuple([0.0] * degree + [1.0]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Elementwise(Activation):
+    """Any elementwise, JAX-differentiable function; kernels by 2-D Gauss-Hermite quadrature.
+
+    ``n_nodes`` nodes per dimension: exact for polynomials of degree < 2 n_nodes;
+    for smooth functions the error falls geometrically, for kinks slowly, and
+    saturating functions need more nodes as the pre-activation variance grows.
+    Measured relative errors of NNGP / NTK, two hidden layers, W_std = 1.4,
+    b_std = 0.2, inputs with |x|^2 = d (pre-activation variance 2):
+
+    ==========  ===================  ===================
+    function    32 nodes (default)   64 nodes
+    ==========  ===================  ===================
+    sigmoid     6e-10 / 9e-9         3e-14 / 1e-12
+    softplus    3e-9 / 5e-8          4e-13 / 1e-11
+    gelu        6e-7 / 4e-6          1e-12 / 1e-11
+    erf         3e-5 / 6e-4          1e-8 / 5e-7
+    tanh        1e-4 / 2e-3          1e-6 / 3e-5
+    relu        7e-3 / 3e-2          3e-3 / 2e-2
+    ==========  ===================  ===================
+
+    Use the closed forms where they exist. Cost is 2 n_nodes^2 function
+    evaluations per kernel entry and layer. See docs/kernels.md.
+
+    Examples:
+        >>> import jax.numpy as jnp, lazykit
+        >>> act = lazykit.Elementwise(jnp.tanh, n_nodes=24, name="tanh")
+        >>> act
+        Elementwise(name='tanh', n_nodes=24)
+    """
+
+    fn: Callable = dataclasses.field(repr=False)
+    n_nodes: int = 32
+    name: str | None = None
+
+    def __post_init__(self):
+        if not callable(self.fn):
+            raise TypeError(f"fn must be a callable elementwise function; got {self.fn!r}.")
+        if isinstance(self.n_nodes, bool) or not isinstance(self.n_nodes, int) or self.n_nodes < 1:
+            raise ValueError(f"n_nodes must be an integer >= 1; got {self.n_nodes!r}.")
+        if self.name is None:
+            object.__setattr__(self, "name", getattr(self.fn, "__name__", "elementwise"))
+
+    def __repr__(self):
+        return f"Elementwise(name={self.name!r}, n_nodes={self.n_nodes})"
+
+    def __call__(self, x):
+        return self.fn(x)
+
+    def dual(self, k12, k11, k22):
+        return gauss_hermite_dual(self.fn, k12, k11, k22, n_nodes=self.n_nodes)
+
+
+def _softplus(x):
+    return jax.nn.softplus(x)
+
+
+def _sigmoid(x):
+    return jax.nn.sigmoid(x)
+
+
+def _silu(x):
+    return jax.nn.silu(x)
+
+
+def _elu(x):
+    return jax.nn.elu(x)
+
+
+def _selu(x):
+    return jax.nn.selu(x)
+
+
+def _softsign(x):
+    return jax.nn.soft_sign(x)
+
+
+_CLOSED_FORM: dict[str, Callable[[], Activation]] = {
+    "relu": Relu,
+    "leaky_relu": LeakyRelu,
+    "abs": Abs,
+    "step": Step,
+    "heaviside": Step,
+    "sign": Sign,
+    "erf": Erf,
+    "sigmoid_like": SigmoidLike,
+    "gelu": Gelu,
+    "sin": Sin,
+    "cos": Cos,
+    "rbf": Rbf,
+    "gaussian": Gaussian,
+    "exp": Exp,
+    "identity": Identity,
+    "linear": Identity,
+    "quadratic": lambda: Monomial(2),
+    "cubic": lambda: Monomial(3),
+}
+
+_QUADRATURE: dict[str, Callable] = {
+    "tanh": jnp.tanh,
+    "softplus": _softplus,
+    "sigmoid": _sigmoid,
+    "silu": _silu,
+    "swish": _silu,
+    "elu": _elu,
+    "selu": _selu,
+    "softsign": _softsign,
+}
+
+ACTIVATION_NAMES = tuple(sorted({**_CLOSED_FORM, **_QUADRATURE}))
+
+
+def get_activation(spec, *, n_nodes: int = 32) -> Activation:
+    """Return the activation layer for a name, an :class:`Activation`, or a callable.
+
+    Names with a closed form: relu, leaky_relu, abs, step, sign, erf,
+    sigmoid_like, gelu, sin, cos, rbf, gaussian, exp, identity, quadratic,
+    cubic. Names computed by quadrature (``n_nodes`` per dimension): tanh,
+    softplus, sigmoid, silu/swish, elu, selu, softsign. A callable becomes an
+    :class:`Elementwise` activation.
+
+    Examples:
+        >>> import lazykit
+        >>> lazykit.get_activation("relu")
+        ABRelu(a=0.0, b=1.0)
+        >>> lazykit.get_activation("tanh", n_nodes=16)
+        Elementwise(name='tanh', n_nodes=16)
+    """
+    if isinstance(spec, Activation):
+        return spec
+    if isinstance(spec, str):
+        key = spec.lower()
+        if key in _CLOSED_FORM:
+            return _CLOSED_FORM[key]()
+        if key in _QUADRATURE:
+            return Elementwise(_QUADRATURE[key], n_nodes=n_nodes, name=key)
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATION_NAMES)}, an "
+                         f"Activation or a callable; got {spec!r}.")
+    if callable(spec):
+        return Elementwise(spec, n_nodes=n_nodes)
+    raise TypeError(f"activation must be a name, an Activation or a callable; got {spec!r}.")

@@ -1,0 +1,1 @@
+"""Infinite-width kernels: closed-form duals, quadrature, layer recursions, tiling."""

@@ -1,0 +1,216 @@
+"""Kernel matrices of any size: validation, dtype policy, memory check, tiles, devices.
+
+The result is assembled on the host from square tiles of ``tile_size`` rows
+and columns; for ``x2=None`` only the tiles on and above the diagonal are
+computed and mirrored. On a single CPU device the Gram matrix of each tile
+comes from NumPy's BLAS (about twice as fast as XLA's CPU matmul) and XLA
+evaluates the layer recursion. Otherwise tiles are computed in batches of one
+tile per device, the batch axis sharded over a one-dimensional device mesh, so
+the same code runs on several GPUs, or on CPU devices forced with
+``XLA_FLAGS=--xla_force_host_platform_device_count=N``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lazykit._dtypes import precision, resolve_dtype
+from lazykit._validation import as_matrix, check_same_features, positive_int
+from lazykit.kernels.recursion import Kernel, pack
+
+DEFAULT_TILE_SIZE = {"cpu": 1024}
+DEFAULT_ACCELERATOR_TILE_SIZE = 8192
+# Live tile-sized arrays during a deep recursion (inputs, packed state, temporaries).
+_WORK_ARRAYS_PER_TILE = 12
+
+
+class InsufficientMemoryError(MemoryError):
+    """A computation was refused because its result or working set cannot fit in memory."""
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process now (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def check_memory(required: int, what: str, hint: str) -> None:
+    """Raise :class:`InsufficientMemoryError` if ``required`` bytes exceed 90% of what is free."""
+    free = available_memory()
+    if required > 0.9 * free:
+        raise InsufficientMemoryError(
+            f"{what} needs {required / 2**30:.2f} GiB but only {free / 2**30:.2f} GiB of memory "
+            f"is available. {hint}")
+
+
+def default_tile_size() -> int:
+    """Tile edge used when ``tile_size`` is None: 1024 on CPU, 8192 on accelerators.
+
+    On CPU, tiles of 1024 keep each XLA buffer small enough for the allocator to
+    recycle it; fresh buffers cost a page fault per 4 KiB, which dominated larger tiles.
+    """
+    return DEFAULT_TILE_SIZE.get(jax.default_backend(), DEFAULT_ACCELERATOR_TILE_SIZE)
+
+
+@functools.lru_cache(maxsize=128)
+def _from_moments(network, input_dim: int, diagonal: bool):
+    """Jitted kernels from raw moments, packed as nngp + i ntk (see recursion.pack)."""
+
+    def fn(cross, sq1, sq2):
+        return pack(*network.kernel_from_moments(cross, sq1, sq2, input_dim, diagonal=diagonal))
+
+    return jax.jit(fn)
+
+
+@functools.lru_cache(maxsize=128)
+def _from_inputs_batched(network):
+    """Jitted kernels of a batch of tile pairs (leading axis = one tile pair per device)."""
+    return jax.jit(jax.vmap(lambda x1, x2: pack(*network.kernel_fn(x1, x2))))
+
+
+@jax.jit
+def _split(packed):
+    parts = jnp.real(packed), jnp.imag(packed)
+    return parts, jnp.all(jnp.isfinite(parts[0]) & jnp.isfinite(parts[1]))
+
+
+def _unpack(packed, dtype):
+    """NumPy (nngp, ntk) from a packed block; raise if any entry is not finite."""
+    (nngp, ntk), finite = _split(packed)
+    if not bool(finite):
+        raise ValueError(
+            f"the kernel overflows {np.dtype(dtype).name}: some entries are not finite although "
+            "the inputs are, so the exact kernel exceeds the range of this dtype (large W_std or "
+            "depth). Use dtype='float64', a smaller W_std, or rescale the inputs.")
+    return np.asarray(nngp), np.asarray(ntk)
+
+
+def compute_kernel(network, x1, x2=None, *, diagonal: bool = False, dtype=None,
+                   tile_size: int | None = None) -> Kernel:
+    """Validate inputs; ``network``'s NNGP and NTK as NumPy arrays (see Network.kernel)."""
+    dtype = resolve_dtype(dtype)
+    x1 = as_matrix(x1, "x1", dtype=dtype)
+    if x2 is not None:
+        x2 = as_matrix(x2, "x2", dtype=dtype)
+        check_same_features(x1, x2)
+    tile = default_tile_size() if tile_size is None else positive_int(tile_size, "tile_size")
+    with precision(dtype):
+        if diagonal:
+            return _diagonal(network, x1, x2, dtype, tile)
+        return _full(network, x1, x2, dtype, tile)
+
+
+def _diagonal(network, x1, x2, dtype, tile) -> Kernel:
+    if x2 is not None and x2.shape[0] != x1.shape[0]:
+        raise ValueError(f"diagonal=True pairs x1[i] with x2[i], so x1 and x2 need the same "
+                         f"number of rows; got {x1.shape[0]} and {x2.shape[0]}.")
+    n, d = x1.shape
+    check_memory(2 * n * dtype.itemsize, f"the kernel diagonal of {n} points", "")
+    fn = _from_moments(network, d, True)
+    chunk = tile * tile  # a diagonal chunk costs what one tile costs
+    nngp, ntk = np.empty(n, dtype), np.empty(n, dtype)
+    for start in range(0, n, chunk):
+        rows = slice(start, min(start + chunk, n))
+        a = x1[rows]
+        b = a if x2 is None else x2[rows]
+        sq1 = np.einsum("ij,ij->i", a, a)
+        sq2 = sq1 if x2 is None else np.einsum("ij,ij->i", b, b)
+        cross = sq1 if x2 is None else np.einsum("ij,ij->i", a, b)
+        nngp[rows], ntk[rows] = _unpack(fn(cross, sq1, sq2), dtype)
+    return Kernel(nngp, ntk)
+
+
+def _full(network, x1, x2, dtype, tile) -> Kernel:
+    symmetric = x2 is None
+    x2 = x1 if symmetric else x2
+    n1, n2 = x1.shape[0], x2.shape[0]
+    devices = jax.devices()
+    on_host = len(devices) == 1 and devices[0].platform == "cpu"
+    if len(devices) > 1 and max(n1, n2) <= tile:
+        # Split a one-tile problem so that every device gets work.
+        tile = max(1, math.ceil(max(n1, n2) / math.ceil(math.sqrt(len(devices)))))
+    tile = min(tile, max(n1, n2))
+    result_bytes = 2 * n1 * n2 * dtype.itemsize
+    work_bytes = _WORK_ARRAYS_PER_TILE * tile * tile * dtype.itemsize * len(devices)
+    check_memory(
+        result_bytes + work_bytes,
+        f"the NNGP and NTK of shape ({n1}, {n2}) in {dtype.name} ({result_bytes / 2**30:.2f} GiB "
+        f"for the result, {work_bytes / 2**30:.2f} GiB for tiles of {tile} rows)",
+        "Use diagonal=True if only the variances are needed, a smaller tile_size, "
+        "dtype='float32', or a matrix-free solver that never forms the full kernel.")
+    starts1, starts2 = range(0, n1, tile), range(0, n2, tile)
+    pairs = [(i, j) for i in starts1 for j in starts2 if not symmetric or j >= i]
+    tiles = _host_tiles if on_host else _device_tiles
+    if len(pairs) == 1:
+        (_, block), = tiles(network, x1, x2, pairs, tile, dtype, devices)
+        return Kernel(*block)
+    out = Kernel(np.empty((n1, n2), dtype), np.empty((n1, n2), dtype))
+
+    def write(pair, block):
+        i, j = pair
+        for target, part in zip(out, block, strict=True):
+            target[i:i + part.shape[0], j:j + part.shape[1]] = part
+            if symmetric and i != j:
+                target[j:j + part.shape[1], i:i + part.shape[0]] = part.T
+
+    for pair, block in tiles(network, x1, x2, pairs, tile, dtype, devices):
+        write(pair, block)
+    return out
+
+
+def _host_tiles(network, x1, x2, pairs, tile, dtype, devices):
+    """Tiles with NumPy Gram matrices (single CPU device), one dispatch ahead."""
+    del devices
+    sq1 = np.einsum("ij,ij->i", x1, x1)
+    sq2 = sq1 if x2 is x1 else np.einsum("ij,ij->i", x2, x2)
+    fn = _from_moments(network, x1.shape[1], False)
+    pending = None
+    for i, j in pairs:
+        a, b = x1[i:i + tile], x2[j:j + tile]
+        gram = a @ a.T if (x2 is x1 and i == j) else a @ b.T  # a @ a.T runs as SYRK
+        result = fn(gram, sq1[i:i + tile], sq2[j:j + tile])  # dispatched asynchronously
+        if pending is not None:
+            yield pending[0], _unpack(pending[1], dtype)
+        pending = ((i, j), result)
+    yield pending[0], _unpack(pending[1], dtype)
+
+
+def _pad_rows(x: np.ndarray, tile: int) -> np.ndarray:
+    pad = math.ceil(x.shape[0] / tile) * tile - x.shape[0]
+    return x if pad == 0 else np.concatenate([x, np.repeat(x[:1], pad, axis=0)])
+
+
+def _device_tiles(network, x1, x2, pairs, tile, dtype, devices):
+    """Tiles in batches of one per device, the batch axis sharded over the devices."""
+    a = _pad_rows(x1, tile)
+    b = a if x2 is x1 else _pad_rows(x2, tile)
+    n1, n2 = x1.shape[0], x2.shape[0]
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("tiles",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("tiles"))
+    fn = _from_inputs_batched(network)
+    pending = None
+    for start in range(0, len(pairs), len(devices)):
+        batch = pairs[start:start + len(devices)]
+        padded = batch + [batch[-1]] * (len(devices) - len(batch))
+        left = jax.device_put(np.stack([a[i:i + tile] for i, _ in padded]), sharding)
+        right = jax.device_put(np.stack([b[j:j + tile] for _, j in padded]), sharding)
+        result = fn(left, right)  # dispatched asynchronously
+        if pending is not None:
+            yield from pending
+        nngp, ntk = _unpack(result, dtype)
+        pending = [((i, j), (nngp[k, :min(tile, n1 - i), :min(tile, n2 - j)],
+                             ntk[k, :min(tile, n1 - i), :min(tile, n2 - j)]))
+                   for k, (i, j) in enumerate(batch)]
+    yield from pending
