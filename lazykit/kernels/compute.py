@@ -150,10 +150,11 @@ def _full(network, x1, x2, dtype, tile) -> Kernel:
     n1, n2 = x1.shape[0], x2.shape[0]
     devices = jax.devices()
     on_host = len(devices) == 1 and devices[0].platform == "cpu"
-    if len(devices) > 1 and max(n1, n2) <= tile:
+    n_max = max(n1, n2)
+    if len(devices) > 1 and n_max <= tile:
         # Split a one-tile problem so that every device gets work.
-        tile = max(1, math.ceil(max(n1, n2) / math.ceil(math.sqrt(len(devices)))))
-    tile = min(tile, max(n1, n2))
+        tile = max(1, math.ceil(n_max / math.ceil(math.sqrt(len(devices)))))
+    tile = math.ceil(n_max / math.ceil(n_max / tile))  # equal tiles: the least padding
     result_bytes = 2 * n1 * n2 * dtype.itemsize
     work_bytes = _WORK_ARRAYS_PER_TILE * tile * tile * dtype.itemsize * len(devices)
     check_memory(
