@@ -37,7 +37,8 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, mode: str = "trace"):
     Args:
         apply_fn: ``apply_fn(params, x) -> (n, n_outputs)``.
         params: a pytree of arrays.
-        x1, x2: inputs of shape (n1, d) and (n2, d); ``x2=None`` means ``x1``.
+        x1: inputs, shape (n1, d).
+        x2: inputs, shape (n2, d); None means ``x1``.
         mode: "trace" (n1, n2), the mean over outputs; "full" (n1, n2, o, o).
 
     Examples:
