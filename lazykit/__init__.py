@@ -28,11 +28,19 @@ from lazykit.activations import (
     get_activation,
 )
 from lazykit.empirical import empirical_ntk
+from lazykit.estimators import (
+    NeuralKernel,
+    NNGPClassifier,
+    NNGPRegressor,
+    NTKClassifier,
+    NTKRegressor,
+)
 from lazykit.interop.neural_tangents import NeuralTangentsKernel, to_neural_tangents
 from lazykit.kernels.compute import InsufficientMemoryError
 from lazykit.kernels.monte_carlo import MonteCarloKernel, monte_carlo_kernel
 from lazykit.kernels.recursion import Kernel
 from lazykit.network import Dense, Network, mlp, serial
+from lazykit.solvers import IllConditionedKernelWarning
 
 __version__ = "0.1.0"
 
@@ -49,12 +57,18 @@ __all__ = [
     "Gaussian",
     "Gelu",
     "Identity",
+    "IllConditionedKernelWarning",
     "InsufficientMemoryError",
     "Kernel",
     "LeakyRelu",
     "Monomial",
     "MonteCarloKernel",
+    "NNGPClassifier",
+    "NNGPRegressor",
+    "NTKClassifier",
+    "NTKRegressor",
     "Network",
+    "NeuralKernel",
     "NeuralTangentsKernel",
     "Polynomial",
     "Rbf",
