@@ -9,7 +9,6 @@ factorization (lazykit.solvers.flow).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from numbers import Integral, Real
 from typing import ClassVar
@@ -32,14 +31,10 @@ SHORTHAND_DEFAULTS = {"depth": 1, "activation": "relu", "W_std": 2.0**0.5, "b_st
 KIND_NAMES = {"ntk": "NTK", "nngp": "NNGP"}
 
 
-def validate_data(estimator, X, y=None, *, reset: bool, **kwargs):
+def validate_data(estimator, X, y="no_validation", *, reset: bool, **kwargs):
     """scikit-learn's validate_data (>= 1.6) or BaseEstimator._validate_data (older)."""
     if _sklearn_validate_data is not None:
-        if y is None:
-            return _sklearn_validate_data(estimator, X, reset=reset, **kwargs)
         return _sklearn_validate_data(estimator, X, y, reset=reset, **kwargs)
-    if y is None:  # pragma: no cover
-        return estimator._validate_data(X, reset=reset, **kwargs)
     return estimator._validate_data(X, y, reset=reset, **kwargs)  # pragma: no cover
 
 
@@ -56,11 +51,6 @@ def check_times(t, name: str = "t") -> tuple[np.ndarray, bool]:
         raise ValueError(f"{name} must be None (infinite time), a number >= 0 (np.inf allowed) "
                          f"or a non-empty 1-D array of them; got {t!r}.")
     return np.atleast_1d(times), times.ndim == 0
-
-
-def _array_key(x: np.ndarray) -> tuple:
-    return x.shape, x.dtype.str, hashlib.blake2b(np.ascontiguousarray(x).data,
-                                                  digest_size=16).hexdigest()
 
 
 class NeuralKernelModel(BaseEstimator):
@@ -107,11 +97,6 @@ class NeuralKernelModel(BaseEstimator):
     def _more_tags(self):  # scikit-learn < 1.6
         return {"pairwise": self._precomputed}
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_test_cache", None)  # test kernels, recomputed on demand
-        return state
-
     @property
     def _precomputed(self) -> bool:
         return isinstance(self.network, str) and self.network == PRECOMPUTED
@@ -148,7 +133,6 @@ class NeuralKernelModel(BaseEstimator):
 
     def _fit_targets(self, source, X: np.ndarray, targets: np.ndarray) -> None:
         """Factorize the training kernel; ``targets`` is a float64 (n, k) array."""
-        self._test_cache = None
         kind = self._kind
         if source == PRECOMPUTED:
             train, nngp_train = X, None
@@ -172,26 +156,19 @@ class NeuralKernelModel(BaseEstimator):
         return scaled_times(times, float(self.learning_rate), self._targets.size)
 
     # -- predict --------------------------------------------------------------
-    def _test_kernels(self, X: np.ndarray, what: str):
-        """Kernels of the test inputs: "cross" (with the training inputs), "diag" or "full"."""
-        key = _array_key(X)
-        cache = getattr(self, "_test_cache", None)
-        if cache is None or cache[0] != key:
-            cache = (key, {})
-            self._test_cache = cache
-        if what not in cache[1]:
-            if self._source == PRECOMPUTED:
-                if what != "cross":
-                    raise ValueError(
-                        f"{type(self).__name__} with network='precomputed' knows only the kernel "
-                        "between test and training points, not among test points, so it cannot "
-                        "return a standard deviation or covariance. Pass a network instead.")
-                cache[1][what] = X
-            elif what == "cross":
-                cache[1][what] = self._source.kernel(X, self.X_fit_)
-            else:
-                cache[1][what] = self._source.kernel(X, diagonal=what == "diag").nngp
-        return cache[1][what]
+    def _test_kernels(self, X: np.ndarray, spread: str | None):
+        """(kernel with the training inputs, NNGP among the test inputs: "diag", "full" or None)."""
+        if self._source == PRECOMPUTED:
+            if spread is not None:
+                raise ValueError(
+                    f"{type(self).__name__} with network='precomputed' knows only the kernel "
+                    "between test and training points, not among test points, so it cannot "
+                    "return a standard deviation or covariance. Pass a network instead.")
+            return X, None
+        cross = self._source.kernel(X, self.X_fit_)
+        if spread is None:
+            return cross, None
+        return cross, self._source.kernel(X, diagonal=spread == "diag").nngp
 
     def _flow_outputs(self, X, t, *, return_std: bool = False, return_cov: bool = False):
         """Mean (n_times, n_test, k) and, if asked, variances or covariances of the ensemble."""
@@ -201,14 +178,14 @@ class NeuralKernelModel(BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=np.float64)
         times, scalar = check_times(self.t if t is None else t)
         scaled = self._scaled(times)
-        cross = self._test_kernels(X, "cross")
+        spread = "full" if return_cov else "diag" if return_std else None
+        cross, nngp_test = self._test_kernels(X, spread)
         trained = cross if self._source == PRECOMPUTED else getattr(cross, self._kind)
         mean = flow_mean(self._solver, self._targets, trained, scaled)
-        spread = None
-        if return_std or return_cov:
-            spread = flow_covariance(
-                self._solver, scaled, readout_only=self._kind == "nngp", k_test_train=trained,
-                nngp_test_train=cross.nngp,
-                nngp_test=self._test_kernels(X, "full" if return_cov else "diag"),
-                nngp_train=self._nngp_train, full=return_cov)
-        return mean, spread, scalar
+        if spread is None:
+            return mean, None, scalar
+        variance = flow_covariance(
+            self._solver, scaled, readout_only=self._kind == "nngp", k_test_train=trained,
+            nngp_test_train=cross.nngp, nngp_test=nngp_test, nngp_train=self._nngp_train,
+            full=return_cov)
+        return mean, variance, scalar

@@ -35,6 +35,13 @@ def bucket(n: int) -> int:
     return math.ceil(n / tile) * tile
 
 
+def _writeable_block(part: np.ndarray, n1: int, n2: int) -> np.ndarray:
+    """part[:n1, :n2] as an owned, writeable, C-contiguous array (copied only if needed)."""
+    if part.shape == (n1, n2) and part.flags.c_contiguous and part.flags.writeable:
+        return part
+    return np.array(part[:n1, :n2], order="C", copy=True)
+
+
 def _pad(x: np.ndarray) -> np.ndarray:
     extra = bucket(x.shape[0]) - x.shape[0]
     return x if extra == 0 else np.concatenate([x, np.repeat(x[:1], extra, axis=0)])
@@ -59,10 +66,10 @@ class PaddedNetworkKernel:
             return Kernel(k.nngp[:n1].copy(), k.ntk[:n1].copy())
         if x2 is None:
             k = self.network.kernel(_pad(x1), dtype=dtype)
-            return Kernel(*(np.ascontiguousarray(part[:n1, :n1]) for part in k))
+            return Kernel(*(_writeable_block(part, n1, n1) for part in k))
         n2 = x2.shape[0]
         k = self.network.kernel(_pad(x1), _pad(x2), dtype=dtype)
-        return Kernel(*(np.ascontiguousarray(part[:n1, :n2]) for part in k))
+        return Kernel(*(_writeable_block(part, n1, n2) for part in k))
 
 
 def is_kernel_source(obj) -> bool:

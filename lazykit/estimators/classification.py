@@ -50,7 +50,7 @@ class _FlowClassifier(ClassifierMixin, NeuralKernelModel):
         n_classes = self.classes_.shape[0]
         if n_classes < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; got "
-                             f"only class {self.classes_[0]!r}.")
+                             f"1 class ({self.classes_[0]!r}).")
         targets = np.full((labels.shape[0], n_classes), -1.0 / n_classes)
         targets[np.arange(labels.shape[0]), labels] += 1.0
         self._fit_targets(source, X, targets)
@@ -72,7 +72,8 @@ class _FlowClassifier(ClassifierMixin, NeuralKernelModel):
 
     def predict(self, X, *, t=None):
         """The class whose ensemble-mean output is largest."""
-        return self.classes_[np.argmax(self._outputs(X, t), axis=-1)]
+        outputs = self._outputs(X, t)
+        return self.classes_[np.argmax(outputs, axis=-1)]
 
     def predict_proba(self, X, *, t=None):
         """Least-squares estimates of P(y = c | x), projected onto the probability simplex.

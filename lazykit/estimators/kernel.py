@@ -7,10 +7,12 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse
 from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
+from sklearn.utils import check_array
 
 from lazykit._dtypes import precision
-from lazykit._validation import as_matrix, check_same_features
+from lazykit._validation import check_same_features
 from lazykit.activations import get_activation
 from lazykit.estimators._sources import PaddedNetworkKernel, bucket
 from lazykit.kernels.recursion import KernelState, input_moments, input_state, through_dense
@@ -39,6 +41,12 @@ def _mlp_state(log_params, x, *, depth, activation, parameterization, with_bias)
         carry, _ = jax.lax.scan(step, tuple(state[:4]), None, length=depth - 1)
         state = KernelState(*carry, _WIDTH)
     return dense(state, 1)
+
+
+def _as_inputs(X, name: str) -> np.ndarray:
+    """X as a finite float64 2-D array with scikit-learn's checks; sparse input is densified."""
+    X = check_array(X, accept_sparse=True, dtype=np.float64, input_name=name)
+    return X.toarray() if scipy.sparse.issparse(X) else X
 
 
 @functools.lru_cache(maxsize=64)
@@ -126,11 +134,12 @@ class NeuralKernel(Kernel):
         """K(X, Y) (Y=None: K(X, X)); with ``eval_gradient``, also dK/dtheta, shape (n, n, n_theta).
 
         theta holds log(W_std) and log(b_std) (the non-fixed ones, in that order).
+        Inputs are checked like scikit-learn's (finite, 2-D); sparse ones are densified.
         """
         kind = self._check_kind()
-        X = as_matrix(X, "X", dtype=np.float64)
+        X = _as_inputs(X, "X")
         if Y is not None:
-            Y = as_matrix(Y, "Y", dtype=np.float64)
+            Y = _as_inputs(Y, "Y")
             check_same_features(X, Y, "X", "Y")
         if eval_gradient and Y is not None:
             raise ValueError("Gradient can only be evaluated when Y is None.")
@@ -141,18 +150,18 @@ class NeuralKernel(Kernel):
         padded = np.concatenate([X, np.repeat(X[:1], bucket(n) - n, axis=0)])
         fn = _value_and_jacobian_fn(self.depth, get_activation(self.activation),
                                     self.parameterization, kind, bool(self.b_std))
+        log_params = np.log(np.array([self.W_std, self.b_std or 1.0], dtype=np.float64))
         with precision("float64"):
-            log_params = jnp.log(jnp.asarray([self.W_std, self.b_std or 1.0], jnp.float64))
-            value, jacobian = fn(log_params, jnp.asarray(padded))
-            value = np.array(value[:n, :n])
-            jacobian = np.array(jacobian[:n, :n])
+            value, jacobian = (np.asarray(part) for part in fn(log_params, padded))
+        value = np.array(value[:n, :n])
+        jacobian = jacobian[:n, :n]
         free = [not self.hyperparameter_W_std.fixed, not self.hyperparameter_b_std.fixed]
         return value, np.ascontiguousarray(jacobian[:, :, free])
 
     def diag(self, X):
         """K(x, x) for each row of X in O(n)."""
         kind = self._check_kind()
-        X = as_matrix(X, "X", dtype=np.float64)
+        X = _as_inputs(X, "X")
         return getattr(PaddedNetworkKernel(self._network()).kernel(X, diagonal=True), kind)
 
     def is_stationary(self) -> bool:
