@@ -1,4 +1,4 @@
-"""NTKRegressor / NNGPRegressor against scikit-learn's kernel models, the flow formula and bad input."""
+"""NTKRegressor / NNGPRegressor vs scikit-learn's kernel models, the flow formula; bad input."""
 
 import pickle
 import warnings
@@ -122,7 +122,7 @@ def test_multi_output_equals_separate_fits_up_to_the_time_scale(data):
         # MSE over n k entries: k outputs train k times slower than one.
         np.testing.assert_allclose(joint.predict(xt, t=4.0)[:, j], single.predict(xt, t=2.0),
                                    rtol=1e-9)
-    mean, cov = joint.predict(xt, return_cov=True)
+    _, cov = joint.predict(xt, return_cov=True)
     assert cov.shape == (7, 7, 2)
     column = lazykit.NTKRegressor(NET, ridge=1e-3).fit(x, y2[:, :1]).predict(xt)
     assert column.shape == (7, 1)
@@ -200,7 +200,7 @@ def test_bad_input_raises_scikit_learn_errors(data):
         lazykit.NTKRegressor(ridge=-1.0).fit(x, y)
     with pytest.raises(ValueError, match="'t' parameter of NTKRegressor must be"):
         lazykit.NTKRegressor(t=-1.0).fit(x, y)
-    with pytest.raises(ValueError, match="t must be None .* >= 0"):
+    with pytest.raises(ValueError, match=r"t must be None .* >= 0"):
         model.predict(xt, t=-2.0)
     with pytest.raises(ValueError, match="At most one of return_std or return_cov"):
         model.predict(xt, return_std=True, return_cov=True)

@@ -42,7 +42,8 @@ def _writeable_block(part: np.ndarray, n1: int, n2: int) -> np.ndarray:
     return np.array(part[:n1, :n2], order="C", copy=True)
 
 
-def _pad(x: np.ndarray) -> np.ndarray:
+def pad_rows(x: np.ndarray) -> np.ndarray:
+    """x with rows repeating its first one appended, up to ``bucket(len(x))`` rows."""
     extra = bucket(x.shape[0]) - x.shape[0]
     return x if extra == 0 else np.concatenate([x, np.repeat(x[:1], extra, axis=0)])
 
@@ -61,14 +62,14 @@ class PaddedNetworkKernel:
     def kernel(self, x1, x2=None, *, diagonal: bool = False, dtype=None) -> Kernel:
         n1 = x1.shape[0]
         if diagonal:
-            k = self.network.kernel(_pad(x1), None if x2 is None else _pad(x2), diagonal=True,
-                                    dtype=dtype)
+            k = self.network.kernel(pad_rows(x1), None if x2 is None else pad_rows(x2),
+                                    diagonal=True, dtype=dtype)
             return Kernel(k.nngp[:n1].copy(), k.ntk[:n1].copy())
         if x2 is None:
-            k = self.network.kernel(_pad(x1), dtype=dtype)
+            k = self.network.kernel(pad_rows(x1), dtype=dtype)
             return Kernel(*(_writeable_block(part, n1, n1) for part in k))
         n2 = x2.shape[0]
-        k = self.network.kernel(_pad(x1), _pad(x2), dtype=dtype)
+        k = self.network.kernel(pad_rows(x1), pad_rows(x2), dtype=dtype)
         return Kernel(*(_writeable_block(part, n1, n2) for part in k))
 
 

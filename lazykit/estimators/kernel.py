@@ -14,15 +14,19 @@ from sklearn.utils import check_array
 from lazykit._dtypes import precision
 from lazykit._validation import check_same_features
 from lazykit.activations import get_activation
-from lazykit.estimators._sources import PaddedNetworkKernel, bucket
+from lazykit.estimators._sources import PaddedNetworkKernel, pad_rows
 from lazykit.kernels.recursion import KernelState, input_moments, input_state, through_dense
 from lazykit.network import mlp
 
 KINDS = ("ntk", "nngp")
 _WIDTH = 512  # mlp's default; matters only for the standard parameterization's NTK
+# Up to this many entries K(X, Y) is one jitted call with W_std, b_std as arguments
+# (no recompilation when a Gaussian process changes them); beyond, lazykit's tiles.
+_DIRECT_ENTRIES = 2048 * 2048
 
 
-def _mlp_state(log_params, x, *, depth, activation, parameterization, with_bias):
+def _mlp_state(log_params, x1, x2, *, diagonal, depth, activation, parameterization,
+               with_bias):
     """Kernel state of mlp(depth, ...) at W_std, b_std = exp(log_params)."""
     w = jnp.exp(log_params[0])
     b = jnp.exp(log_params[1]) if with_bias else None
@@ -31,7 +35,9 @@ def _mlp_state(log_params, x, *, depth, activation, parameterization, with_bias)
         return through_dense(state, out_dim=out_dim, W_std=w, b_std=b,
                              parameterization=parameterization)
 
-    state = activation.propagate(dense(input_state(*input_moments(x), x.shape[1]), _WIDTH))
+    moments = input_moments(x1, x2, diagonal=diagonal)
+    state = input_state(*moments, x1.shape[1], diagonal=diagonal)
+    state = activation.propagate(dense(state, _WIDTH))
     if depth > 1:  # identical blocks: one scanned body keeps compile time flat in depth
 
         def step(carry, _):
@@ -50,17 +56,24 @@ def _as_inputs(X, name: str) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _value_and_jacobian_fn(depth, activation, parameterization, kind, with_bias):
-    """Jitted (K, dK/dlog(W_std, b_std)) of shape ((n, n), (n, n, 2)), by forward-mode autodiff."""
+def _kernel_fn(depth, activation, parameterization, kind, with_bias, mode):
+    """Jitted kernel with W_std, b_std as *arguments* (log scale), so new values never recompile.
 
-    def value_and_jacobian(log_params, x):
-        def kernel(p):
-            return getattr(_mlp_state(p, x, depth=depth, activation=activation,
-                                      parameterization=parameterization,
-                                      with_bias=with_bias), kind)
+    mode "full" (x1, None), "cross" (x1, x2), "diag" (x1, diagonal) or "gradient":
+    (K, dK/dlog(W_std, b_std)) of shapes ((n, n), (n, n, 2)) by forward-mode autodiff.
+    """
+    config = dict(depth=depth, activation=activation, parameterization=parameterization,
+                  with_bias=with_bias)
 
-        value, push = jax.linearize(kernel, log_params)
-        return value, jax.vmap(push, out_axes=-1)(jnp.eye(2, dtype=log_params.dtype))
+    def value(log_params, x1, x2=None):
+        state = _mlp_state(log_params, x1, x2, diagonal=mode == "diag", **config)
+        return getattr(state, kind)
+
+    if mode != "gradient":
+        return jax.jit(value)
+
+    def value_and_jacobian(log_params, x1):
+        return value(log_params, x1), jax.jacfwd(value)(log_params, x1)
 
     return jax.jit(value_and_jacobian)
 
@@ -136,33 +149,39 @@ class NeuralKernel(Kernel):
         theta holds log(W_std) and log(b_std) (the non-fixed ones, in that order).
         Inputs are checked like scikit-learn's (finite, 2-D); sparse ones are densified.
         """
-        kind = self._check_kind()
         X = _as_inputs(X, "X")
         if Y is not None:
             Y = _as_inputs(Y, "Y")
             check_same_features(X, Y, "X", "Y")
         if eval_gradient and Y is not None:
             raise ValueError("Gradient can only be evaluated when Y is None.")
-        network = self._network()
         if not eval_gradient:
-            return getattr(PaddedNetworkKernel(network).kernel(X, Y), kind)
+            n2 = X.shape[0] if Y is None else Y.shape[0]
+            if X.shape[0] * n2 > _DIRECT_ENTRIES:  # large: lazykit's tiled, memory-checked path
+                return getattr(PaddedNetworkKernel(self._network()).kernel(X, Y),
+                               self._check_kind())
+            mode = "full" if Y is None else "cross"
+            return self._evaluate(mode, X, Y)[: X.shape[0], :n2]
+        value, jacobian = self._evaluate("gradient", X)
         n = X.shape[0]
-        padded = np.concatenate([X, np.repeat(X[:1], bucket(n) - n, axis=0)])
-        fn = _value_and_jacobian_fn(self.depth, get_activation(self.activation),
-                                    self.parameterization, kind, bool(self.b_std))
+        free = [not self.hyperparameter_W_std.fixed, not self.hyperparameter_b_std.fixed]
+        return np.array(value[:n, :n]), np.ascontiguousarray(jacobian[:n, :n][:, :, free])
+
+    def _evaluate(self, mode, X, Y=None):
+        """The jitted kernel on inputs padded to bucketed sizes (few compilations)."""
+        fn = _kernel_fn(self.depth, get_activation(self.activation), self.parameterization,
+                        self._check_kind(), bool(self.b_std), mode)
+        args = [pad_rows(X)] if Y is None else [pad_rows(X), pad_rows(Y)]
         log_params = np.log(np.array([self.W_std, self.b_std or 1.0], dtype=np.float64))
         with precision("float64"):
-            value, jacobian = (np.asarray(part) for part in fn(log_params, padded))
-        value = np.array(value[:n, :n])
-        jacobian = jacobian[:n, :n]
-        free = [not self.hyperparameter_W_std.fixed, not self.hyperparameter_b_std.fixed]
-        return value, np.ascontiguousarray(jacobian[:, :, free])
+            result = fn(log_params, *args)
+            return tuple(np.array(part) for part in result) if mode == "gradient" else (
+                np.array(result))
 
     def diag(self, X):
         """K(x, x) for each row of X in O(n)."""
-        kind = self._check_kind()
         X = _as_inputs(X, "X")
-        return getattr(PaddedNetworkKernel(self._network()).kernel(X, diagonal=True), kind)
+        return self._evaluate("diag", X)[: X.shape[0]]
 
     def is_stationary(self) -> bool:
         return False
