@@ -117,7 +117,8 @@ class EigenSolver:
         n = check_gram(gram)
         check_memory(3 * n * n * 8, f"the eigendecomposition of a {n} x {n} Gram matrix",
                      "Use fewer training points or a matrix-free solver.")
-        owned = overwrite and isinstance(gram, np.ndarray) and gram.dtype == np.float64
+        owned = (overwrite and isinstance(gram, np.ndarray) and gram.dtype == np.float64
+                 and gram.flags.writeable)
         a = gram if owned else _shifted_copy(gram, 0.0)
         if ridge:
             a.flat[:: n + 1] += ridge
