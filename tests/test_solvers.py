@@ -85,7 +85,7 @@ def test_exactly_singular_and_indefinite_matrices_never_give_nan():
     indefinite = np.diag([1.0, -1e-3, 2.0])
     with pytest.warns(IllConditionedKernelWarning):
         s1 = make_solver("cholesky", ones)
-    with pytest.warns(IllConditionedKernelWarning):
+    with pytest.warns(IllConditionedKernelWarning, match="not positive semi-definite"):
         s2 = make_solver("cholesky", indefinite)
     for solver, n in [(s1, 5), (s2, 3)]:
         out = solver.apply(np.ones((n, 1)), [0.0, 1.0, 1e12, np.inf])

@@ -212,16 +212,19 @@ def _cholesky_or_eigen(gram, ridge: float, *, overwrite: bool = False, what: str
     if solver is not None:
         return solver
     eigen = EigenSolver.factorize(gram, ridge, overwrite=overwrite)
-    n = eigen.values.shape[0]
+    n, values = eigen.values.shape[0], eigen.values
+    negative = int(np.sum(values < -eigen.cutoff))
+    problem = (f"is not positive semi-definite ({negative} negative eigenvalues, the smallest "
+               f"{values[0]:.3g}; is it a kernel matrix?)" if negative else
+               f"is singular or ill-conditioned (eigenvalues from {values[0]:.3g} to "
+               f"{values[-1]:.3g}: duplicate training points, or a degenerate kernel such as a "
+               f"deep erf network in its ordered phase)")
     warnings.warn(
-        f"{what} training Gram matrix (n={n}, ridge={ridge:g}) is singular or "
-        f"ill-conditioned: smallest eigenvalue {eigen.values[0]:.3g}, largest "
-        f"{eigen.values[-1]:.3g}, so Cholesky cannot solve it accurately (duplicate "
-        f"training points, or a degenerate kernel such as a deep erf network in its "
-        f"ordered phase). Solved by eigendecomposition instead: {eigen.n_dropped} of {n} "
-        f"eigenvalues at or below {eigen.cutoff:.3g} (n * eps * largest) were treated as "
-        f"zero, which gives the minimum-norm (pseudo-inverse) solution. Set ridge > 0 to "
-        f"regularize instead.", IllConditionedKernelWarning, stacklevel=3)
+        f"{what} training Gram matrix (n={n}, ridge={ridge:g}) {problem}, so Cholesky cannot "
+        f"solve it accurately. Solved by eigendecomposition instead: {eigen.n_dropped} of {n} "
+        f"eigenvalues at or below {eigen.cutoff:.3g} (n * eps * largest |eigenvalue|) were "
+        f"treated as zero, which gives the minimum-norm (pseudo-inverse) solution. Set "
+        f"ridge > 0 to regularize instead.", IllConditionedKernelWarning, stacklevel=3)
     return eigen
 
 
