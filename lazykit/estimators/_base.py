@@ -135,18 +135,15 @@ class NeuralKernelModel(BaseEstimator):
         """Factorize the training kernel; ``targets`` is a float64 (n, k) array."""
         kind = self._kind
         if source == PRECOMPUTED:
-            train, nngp_train = X, None
+            train = X
         else:
-            kernels = source.kernel(X)
-            train = np.asarray(getattr(kernels, kind), dtype=np.float64)
-            nngp_train = np.asarray(kernels.nngp, dtype=np.float64) if kind == "ntk" else None
+            train = np.asarray(getattr(source.kernel(X), kind), dtype=np.float64)
         solver = make_solver(self._solver_name(), train, float(self.ridge),
                              overwrite=source != PRECOMPUTED,
                              what=f"{type(self).__name__}: the {KIND_NAMES[kind]}")
         self._source = source
         self._solver = solver
         self._targets = targets
-        self._nngp_train = nngp_train
         self.X_fit_ = X
         self.solver_ = solver.name
         fit_times, _ = check_times(self.t)
@@ -184,8 +181,11 @@ class NeuralKernelModel(BaseEstimator):
         mean = flow_mean(self._solver, self._targets, trained, scaled)
         if spread is None:
             return mean, None, scalar
+        readout_only = self._kind == "nngp"
+        # The NTK ensemble's spread needs the training NNGP: recomputed, not stored with the fit.
+        nngp_train = None if readout_only else self._source.kernel(self.X_fit_).nngp
         variance = flow_covariance(
-            self._solver, scaled, readout_only=self._kind == "nngp", k_test_train=trained,
-            nngp_test_train=cross.nngp, nngp_test=nngp_test, nngp_train=self._nngp_train,
+            self._solver, scaled, readout_only=readout_only, k_test_train=trained,
+            nngp_test_train=cross.nngp, nngp_test=nngp_test, nngp_train=nngp_train,
             full=return_cov)
         return mean, variance, scalar

@@ -48,8 +48,10 @@ class _FlowRegressor(RegressorMixin, NeuralKernelModel):
             return_cov: also return the ensemble's covariance among the test points.
             t: training time(s); None means the estimator's ``t``. A number
                 (``np.inf`` for infinite time) or a 1-D array of times: an array
-                adds a leading time axis to every output. Other times reuse the
-                cached factorization and test kernels.
+                adds a leading time axis to every output. Every time reuses the
+                factorization cached by ``fit``; an array of times also shares one
+                evaluation of the test kernels, so a whole training curve costs
+                about one prediction.
 
         Returns:
             The mean, shape (n_test,) or (n_test, n_targets) like ``y``; with

@@ -25,7 +25,13 @@ import numpy as np
 
 
 def scaled_times(times, learning_rate: float, n_entries: int) -> np.ndarray:
-    """s = learning_rate * t / n_entries for each time t (inf stays inf), as a 1-D array."""
+    """s = learning_rate * t / n_entries for each time t (inf stays inf), as a 1-D array.
+
+    Examples:
+        >>> from lazykit.solvers import scaled_times
+        >>> scaled_times([0.0, 8.0, float("inf")], learning_rate=0.5, n_entries=4).tolist()
+        [0.0, 1.0, inf]
+    """
     times = np.atleast_1d(np.asarray(times, dtype=np.float64))
     return np.where(np.isinf(times), np.inf, times * (learning_rate / n_entries))
 
@@ -62,6 +68,17 @@ def flow_covariance(solver, scaled, *, readout_only: bool, k_test_train: np.ndar
         full: the full covariance (n_times, n_test, n_test), else the variances (n_times, n_test).
 
     Variances are clipped at 0 and covariances symmetrized (rounding only).
+
+    Examples:
+        >>> import numpy as np
+        >>> from lazykit.solvers import flow_covariance, make_solver
+        >>> k = np.array([[2.0, 1.0], [1.0, 2.0]])  # NNGP = NTK here; test = training points
+        >>> solver = make_solver("eigh", k)
+        >>> var = flow_covariance(solver, [0.0, np.inf], readout_only=True, k_test_train=k,
+        ...                       nngp_test_train=k, nngp_test=np.diag(k), full=False)
+        >>> var.round(12)  # the prior variance at t = 0; none left at interpolated points
+        array([[2., 2.],
+               [0., 0.]])
     """
     scaled = np.atleast_1d(np.asarray(scaled, dtype=np.float64))
     n_test = k_test_train.shape[0]
