@@ -28,21 +28,35 @@ from lazykit.activations import (
     get_activation,
 )
 from lazykit.empirical import empirical_ntk
-from lazykit.estimators import (
-    NeuralKernel,
-    NNGPClassifier,
-    NNGPRegressor,
-    NTKClassifier,
-    NTKRegressor,
-)
 from lazykit.interop.neural_tangents import NeuralTangentsKernel, to_neural_tangents
 from lazykit.kernels.compute import InsufficientMemoryError
 from lazykit.kernels.monte_carlo import MonteCarloKernel, monte_carlo_kernel
 from lazykit.kernels.recursion import Kernel
 from lazykit.network import Dense, Network, mlp, serial
-from lazykit.solvers import IllConditionedKernelWarning
 
 __version__ = "0.1.0"
+
+# scikit-learn (about 1 s) and scipy.linalg load on first use of these names.
+_LAZY = {
+    **{name: "lazykit.estimators" for name in (
+        "NNGPClassifier", "NNGPRegressor", "NTKClassifier", "NTKRegressor", "NeuralKernel")},
+    "IllConditionedKernelWarning": "lazykit.solvers",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lazykit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "ACTIVATION_NAMES",
