@@ -166,6 +166,10 @@ def test_clone_pickle_pipeline_grid_search_and_cross_validation(data):
     np.testing.assert_array_equal(restored.predict(xt), model.predict(xt))
     np.testing.assert_array_equal(restored.predict(xt, t=[1.0, 2.0]),
                                   model.predict(xt, t=[1.0, 2.0]))
+    pre = lazykit.NNGPRegressor("precomputed", ridge=1e-2).fit(NET.kernel(x).nngp, y)
+    cross = NET.kernel(xt, x).nngp
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(pre)).predict(cross),
+                                  pre.predict(cross))
     fresh = clone(model)
     assert fresh.get_params() == model.get_params() and not hasattr(fresh, "dual_coef_")
     pipe = make_pipeline(StandardScaler(), lazykit.NNGPRegressor(ridge=1e-3)).fit(x, y)

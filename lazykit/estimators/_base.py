@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
-from lazykit.estimators._sources import PRECOMPUTED, resolve_source
+from lazykit.estimators._sources import PRECOMPUTED, resolve_source  # a str; sources are not
 from lazykit.solvers import SOLVERS, flow_covariance, flow_mean, make_solver, scaled_times
 
 try:  # scikit-learn >= 1.6
@@ -126,7 +126,7 @@ class NeuralKernelModel(BaseEstimator):
     def _validate_train_inputs(self, X, y, **y_options):
         source = self._validate_hyperparameters()
         X, y = validate_data(self, X, y, reset=True, dtype=np.float64, **y_options)
-        if source == PRECOMPUTED and X.shape[0] != X.shape[1]:
+        if isinstance(source, str) and X.shape[0] != X.shape[1]:
             raise ValueError(f"With network='precomputed', X must be the square Gram matrix of "
                              f"the training inputs; got shape {X.shape}.")
         return source, X, y
@@ -134,12 +134,12 @@ class NeuralKernelModel(BaseEstimator):
     def _fit_targets(self, source, X: np.ndarray, targets: np.ndarray) -> None:
         """Factorize the training kernel; ``targets`` is a float64 (n, k) array."""
         kind = self._kind
-        if source == PRECOMPUTED:
+        if isinstance(source, str):
             train = X
         else:
             train = np.asarray(getattr(source.kernel(X), kind), dtype=np.float64)
         solver = make_solver(self._solver_name(), train, float(self.ridge),
-                             overwrite=source != PRECOMPUTED,
+                             overwrite=not isinstance(source, str),
                              what=f"{type(self).__name__}: the {KIND_NAMES[kind]}")
         self._source = source
         self._solver = solver
@@ -155,7 +155,7 @@ class NeuralKernelModel(BaseEstimator):
     # -- predict --------------------------------------------------------------
     def _test_kernels(self, X: np.ndarray, spread: str | None):
         """(kernel with the training inputs, NNGP among the test inputs: "diag", "full" or None)."""
-        if self._source == PRECOMPUTED:
+        if isinstance(self._source, str):
             if spread is not None:
                 raise ValueError(
                     f"{type(self).__name__} with network='precomputed' knows only the kernel "
@@ -177,7 +177,7 @@ class NeuralKernelModel(BaseEstimator):
         scaled = self._scaled(times)
         spread = "full" if return_cov else "diag" if return_std else None
         cross, nngp_test = self._test_kernels(X, spread)
-        trained = cross if self._source == PRECOMPUTED else getattr(cross, self._kind)
+        trained = cross if isinstance(self._source, str) else getattr(cross, self._kind)
         mean = flow_mean(self._solver, self._targets, trained, scaled)
         if spread is None:
             return mean, None, scalar
