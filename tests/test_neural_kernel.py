@@ -110,3 +110,5 @@ def test_errors_name_the_problem(x):
         lazykit.NeuralKernel()(np.full((2, 2), np.nan))
     with pytest.raises(ValueError, match="same number of features"):
         lazykit.NeuralKernel()(x, x[:, :2])
+    with pytest.raises(lazykit.InsufficientMemoryError, match="gradient on 100000 points"):
+        lazykit.NeuralKernel()(np.ones((100_000, 2)), eval_gradient=True)

@@ -14,7 +14,8 @@ from sklearn.utils import check_array
 from lazykit._dtypes import precision
 from lazykit._validation import check_same_features
 from lazykit.activations import get_activation
-from lazykit.estimators._sources import PaddedNetworkKernel, pad_rows
+from lazykit.estimators._sources import PaddedNetworkKernel, bucket, pad_rows
+from lazykit.kernels.compute import check_memory
 from lazykit.kernels.recursion import KernelState, input_moments, input_state, through_dense
 from lazykit.network import mlp
 
@@ -23,6 +24,7 @@ _WIDTH = 512  # mlp's default; matters only for the standard parameterization's 
 # Up to this many entries K(X, Y) is one jitted call with W_std, b_std as arguments
 # (no recompilation when a Gaussian process changes them); beyond, lazykit's tiles.
 _DIRECT_ENTRIES = 2048 * 2048
+_GRADIENT_WORK_ARRAYS = 12  # live (n, n) arrays per kernel and tangent in the jitted gradient
 
 
 def _mlp_state(log_params, x1, x2, *, diagonal, depth, activation, parameterization,
@@ -162,8 +164,10 @@ class NeuralKernel(Kernel):
                                self._check_kind())
             mode = "full" if Y is None else "cross"
             return self._evaluate(mode, X, Y)[: X.shape[0], :n2]
-        value, jacobian = self._evaluate("gradient", X)
         n = X.shape[0]
+        check_memory(_GRADIENT_WORK_ARRAYS * 3 * bucket(n) ** 2 * 8,
+                     f"NeuralKernel's gradient on {n} points", "Use fewer points.")
+        value, jacobian = self._evaluate("gradient", X)
         free = [not self.hyperparameter_W_std.fixed, not self.hyperparameter_b_std.fixed]
         return np.array(value[:n, :n]), np.ascontiguousarray(jacobian[:n, :n][:, :, free])
 
