@@ -36,6 +36,28 @@ from lazykit.network import Dense, Network, mlp, serial
 
 __version__ = "0.1.0"
 
+# scikit-learn (about 1 s) and scipy.linalg load on first use of these names.
+_LAZY = {
+    **{name: "lazykit.estimators" for name in (
+        "NNGPClassifier", "NNGPRegressor", "NTKClassifier", "NTKRegressor", "NeuralKernel")},
+    "IllConditionedKernelWarning": "lazykit.solvers",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lazykit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "ACTIVATION_NAMES",
     "ABRelu",
@@ -49,12 +71,18 @@ __all__ = [
     "Gaussian",
     "Gelu",
     "Identity",
+    "IllConditionedKernelWarning",
     "InsufficientMemoryError",
     "Kernel",
     "LeakyRelu",
     "Monomial",
     "MonteCarloKernel",
+    "NNGPClassifier",
+    "NNGPRegressor",
+    "NTKClassifier",
+    "NTKRegressor",
     "Network",
+    "NeuralKernel",
     "NeuralTangentsKernel",
     "Polynomial",
     "Rbf",

@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -61,6 +62,31 @@ def _coefficients(which: str, degree: int) -> tuple[float, ...]:
     samples = _g_samples(t) if which == "g" else _k_samples(t)
     cheb = np.polynomial.chebyshev.chebfit(s, samples, degree)
     return tuple(float(c) for c in np.polynomial.chebyshev.cheb2poly(cheb)[::-1])
+
+
+@jax.custom_jvp
+def sqrt_flat_at_zero(x):
+    """sqrt(x) whose derivative at x = 0 is 0 instead of inf (no NaN under autodiff).
+
+    The arc-cosine and quadrature duals take sqrt(1 - |rho|); at rho = +-1
+    (identical inputs, the diagonal of a Gram matrix) rho does not move with
+    W_std or b_std, and the chain rule would form 0 * inf = NaN.
+
+    Examples:
+        >>> import jax
+        >>> from lazykit.kernels.fast_math import sqrt_flat_at_zero
+        >>> float(jax.grad(sqrt_flat_at_zero)(0.0)), float(jax.grad(sqrt_flat_at_zero)(4.0))
+        (0.0, 0.25)
+    """
+    return jnp.sqrt(x)
+
+
+@sqrt_flat_at_zero.defjvp
+def _sqrt_flat_at_zero_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    root = jnp.sqrt(x)
+    positive = root > 0
+    return root, jnp.where(positive, 0.5 / jnp.where(positive, root, 1.0), 0.0) * dx
 
 
 def _horner(s, coefficients):
@@ -113,7 +139,7 @@ def arc_cosine_terms(rho):
     t = jnp.abs(rho)
     s = 2.0 * t - 1.0
     one_minus_t = 1.0 - t
-    root = jnp.sqrt(one_minus_t)
+    root = sqrt_flat_at_zero(one_minus_t)
     arccos_t = root * _horner(s, _coefficients("g", degrees["g"]))
     tail = one_minus_t * root * _horner(s, _coefficients("k", degrees["k"]))
     negative = rho < 0

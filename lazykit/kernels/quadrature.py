@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lazykit.kernels.fast_math import sqrt_flat_at_zero
+
 
 @functools.cache
 def hermite_rule(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,8 +65,8 @@ def gauss_hermite_dual(fn, k12, k11, k22, *, n_nodes: int):
     s2 = jnp.sqrt(jnp.maximum(k22, 0.0))
     norm = s1 * s2
     rho = jnp.clip(jnp.where(norm > 0, k12 / jnp.where(norm > 0, norm, 1.0), 0.0), -1.0, 1.0)
-    along = jnp.sqrt((1.0 + rho) / 2.0)
-    across = jnp.sqrt((1.0 - rho) / 2.0)
+    along = sqrt_flat_at_zero((1.0 + rho) / 2.0)
+    across = sqrt_flat_at_zero((1.0 - rho) / 2.0)
     f_and_df = derivative(fn)
     shape = jnp.broadcast_shapes(jnp.shape(k12), jnp.shape(k11), jnp.shape(k22))
 

@@ -1,0 +1,191 @@
+"""The machinery shared by lazykit's scikit-learn estimators (a thin shell over lazykit.solvers).
+
+Fit: validate, compute the training kernels of the network, factorize the
+trained kernel (NTK, or NNGP for the readout-only / Bayesian variants) once.
+Predict: the mean (and covariance) of the infinite ensemble trained by gradient
+flow for time t, for the estimator's ``t`` or any other times, from the cached
+factorization (lazykit.solvers.flow).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils.validation import check_is_fitted
+
+from lazykit.estimators._sources import PRECOMPUTED, resolve_source  # a str; sources are not
+from lazykit.solvers import SOLVERS, flow_covariance, flow_mean, make_solver, scaled_times
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _sklearn_validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+    _sklearn_validate_data = None
+
+SHORTHAND_DEFAULTS = {"depth": 1, "activation": "relu", "W_std": 2.0**0.5, "b_std": 0.1,
+                      "parameterization": "ntk"}
+KIND_NAMES = {"ntk": "NTK", "nngp": "NNGP"}
+
+
+def validate_data(estimator, X, y="no_validation", *, reset: bool, **kwargs):
+    """scikit-learn's validate_data (>= 1.6) or BaseEstimator._validate_data (older)."""
+    if _sklearn_validate_data is not None:
+        return _sklearn_validate_data(estimator, X, y, reset=reset, **kwargs)
+    return estimator._validate_data(X, y, reset=reset, **kwargs)  # pragma: no cover
+
+
+def check_times(t, name: str = "t") -> tuple[np.ndarray, bool]:
+    """Validate training times: (1-D float array, whether ``t`` was a scalar). None means inf."""
+    if t is None:
+        return np.array([np.inf]), True
+    try:
+        times = np.asarray(t, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be None (infinite time), a number >= 0 or a 1-D array of "
+                        f"them; got {t!r}.") from err
+    if times.ndim > 1 or times.size == 0 or np.isnan(times).any() or (times < 0).any():
+        raise ValueError(f"{name} must be None (infinite time), a number >= 0 (np.inf allowed) "
+                         f"or a non-empty 1-D array of them; got {t!r}.")
+    return np.atleast_1d(times), times.ndim == 0
+
+
+class NeuralKernelModel(BaseEstimator):
+    """Base of the NTK / NNGP estimators: parameters, fit and gradient-flow prediction.
+
+    Subclasses set ``_kind`` ("ntk" or "nngp": the kernel that is trained) and
+    implement ``fit`` through :meth:`_fit_targets`.
+    """
+
+    _kind = "ntk"
+
+    _parameter_constraints: ClassVar[dict] = {
+        "network": "no_validation",
+        "depth": [Interval(Integral, 1, None, closed="left")],
+        "activation": [str, callable],
+        "W_std": [Interval(Real, 0, None, closed="left")],
+        "b_std": [None, Interval(Real, 0, None, closed="left")],
+        "parameterization": [StrOptions({"ntk", "standard"})],
+        "ridge": [Interval(Real, 0, None, closed="left")],
+        "t": [None, Interval(Real, 0, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "solver": [StrOptions({"auto", *SOLVERS})],
+    }
+
+    def __init__(self, network=None, *, depth=1, activation="relu", W_std=2.0**0.5, b_std=0.1,
+                 parameterization="ntk", ridge=0.0, t=None, learning_rate=1.0, solver="auto"):
+        self.network = network
+        self.depth = depth
+        self.activation = activation
+        self.W_std = W_std
+        self.b_std = b_std
+        self.parameterization = parameterization
+        self.ridge = ridge
+        self.t = t
+        self.learning_rate = learning_rate
+        self.solver = solver
+
+    # -- scikit-learn plumbing ------------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.pairwise = self._precomputed
+        return tags
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"pairwise": self._precomputed}
+
+    @property
+    def _precomputed(self) -> bool:
+        return isinstance(self.network, str) and self.network == PRECOMPUTED
+
+    def _validate_hyperparameters(self):
+        """scikit-learn's parameter validation (InvalidParameterError); return the kernel source."""
+        validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False),
+                                       caller_name=type(self).__name__)
+        if self.network is not None:
+            changed = [name for name, default in SHORTHAND_DEFAULTS.items()
+                       if getattr(self, name) != default]
+            if changed:
+                raise ValueError(
+                    f"{type(self).__name__}: {', '.join(changed)} describe the network only when "
+                    f"network=None; got network={self.network!r} together with "
+                    + ", ".join(f"{name}={getattr(self, name)!r}" for name in changed)
+                    + ". Leave them at their defaults, or set network=None.")
+        return resolve_source(self.network, **{name: getattr(self, name)
+                                                for name in SHORTHAND_DEFAULTS})
+
+    def _solver_name(self) -> str:
+        if self.solver != "auto":
+            return self.solver
+        return "cholesky" if self.t is None or math.isinf(self.t) else "eigh"
+
+    # -- fit ------------------------------------------------------------------
+    def _validate_train_inputs(self, X, y, **y_options):
+        source = self._validate_hyperparameters()
+        X, y = validate_data(self, X, y, reset=True, dtype=np.float64, **y_options)
+        if isinstance(source, str) and X.shape[0] != X.shape[1]:
+            raise ValueError(f"With network='precomputed', X must be the square Gram matrix of "
+                             f"the training inputs; got shape {X.shape}.")
+        return source, X, y
+
+    def _fit_targets(self, source, X: np.ndarray, targets: np.ndarray) -> None:
+        """Factorize the training kernel; ``targets`` is a float64 (n, k) array."""
+        kind = self._kind
+        if isinstance(source, str):
+            train = X
+        else:
+            train = np.asarray(getattr(source.kernel(X), kind), dtype=np.float64)
+        solver = make_solver(self._solver_name(), train, float(self.ridge),
+                             overwrite=not isinstance(source, str),
+                             what=f"{type(self).__name__}: the {KIND_NAMES[kind]}")
+        self._source = source
+        self._solver = solver
+        self._targets = targets
+        self.X_fit_ = X
+        self.solver_ = solver.name
+        fit_times, _ = check_times(self.t)
+        self.dual_coef_ = solver.apply(targets, self._scaled(fit_times))[0]
+
+    def _scaled(self, times: np.ndarray) -> np.ndarray:
+        return scaled_times(times, float(self.learning_rate), self._targets.size)
+
+    # -- predict --------------------------------------------------------------
+    def _test_kernels(self, X: np.ndarray, spread: str | None):
+        """(kernel with the training inputs, NNGP among the test inputs: "diag", "full" or None)."""
+        if isinstance(self._source, str):
+            if spread is not None:
+                raise ValueError(
+                    f"{type(self).__name__} with network='precomputed' knows only the kernel "
+                    "between test and training points, not among test points, so it cannot "
+                    "return a standard deviation or covariance. Pass a network instead.")
+            return X, None
+        cross = self._source.kernel(X, self.X_fit_)
+        if spread is None:
+            return cross, None
+        return cross, self._source.kernel(X, diagonal=spread == "diag").nngp
+
+    def _flow_outputs(self, X, t, *, return_std: bool = False, return_cov: bool = False):
+        """Mean (n_times, n_test, k) and, if asked, variances or covariances of the ensemble."""
+        check_is_fitted(self)
+        if return_std and return_cov:
+            raise ValueError("At most one of return_std or return_cov can be requested.")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        times, scalar = check_times(self.t if t is None else t)
+        scaled = self._scaled(times)
+        spread = "full" if return_cov else "diag" if return_std else None
+        cross, nngp_test = self._test_kernels(X, spread)
+        trained = cross if isinstance(self._source, str) else getattr(cross, self._kind)
+        mean = flow_mean(self._solver, self._targets, trained, scaled)
+        if spread is None:
+            return mean, None, scalar
+        readout_only = self._kind == "nngp"
+        # The NTK ensemble's spread needs the training NNGP: recomputed, not stored with the fit.
+        nngp_train = None if readout_only else self._source.kernel(self.X_fit_).nngp
+        variance = flow_covariance(
+            self._solver, scaled, readout_only=readout_only, k_test_train=trained,
+            nngp_test_train=cross.nngp, nngp_test=nngp_test, nngp_train=nngp_train,
+            full=return_cov)
+        return mean, variance, scalar
