@@ -32,7 +32,9 @@ from lazykit.interop.neural_tangents import NeuralTangentsKernel, to_neural_tang
 from lazykit.kernels.compute import InsufficientMemoryError
 from lazykit.kernels.monte_carlo import MonteCarloKernel, monte_carlo_kernel
 from lazykit.kernels.recursion import Kernel
+from lazykit.models import TwoLayer
 from lazykit.network import Dense, Network, mlp, serial
+from lazykit.tangent import linearize, taylor_expand
 
 __version__ = "0.1.0"
 
@@ -63,11 +65,14 @@ __all__ = [
     "Sign",
     "Sin",
     "Step",
+    "TwoLayer",
     "__version__",
     "empirical_ntk",
     "get_activation",
+    "linearize",
     "mlp",
     "monte_carlo_kernel",
     "serial",
+    "taylor_expand",
     "to_neural_tangents",
 ]
