@@ -279,7 +279,7 @@ def _ntk_vector_products(fn, params, x1, x2, mode, per_example):
         def vjp_row(xj, cotangent):  # gradient of <cotangent, f(x2[j])>
             return jax.vjp(lambda p: _as_2d(fn(p, xj[None]))[0], params)[1](cotangent)[0]
     else:
-        out2, vjp2 = jax.vjp(lambda p: _as_2d(fn(p, x2)), params)
+        _, vjp2 = jax.vjp(lambda p: _as_2d(fn(p, x2)), params)
 
     out_shape = jax.eval_shape(lambda p: _as_2d(fn(p, x2[:1])), params).shape
     outputs = out_shape[1]
