@@ -60,6 +60,9 @@ def make_problem(model, input_dim: int, *, params=None, alpha=None, center=None,
             raise ValueError("params were given twice: in the (apply_fn, params) pair and as "
                              "params=. Pass them once.")
         model, params = model
+    if isinstance(getattr(model, "__self__", None), Network) and \
+            getattr(model, "__func__", None) is Network.apply:
+        model = model.__self__  # net.apply: the same as the network (shares compiled code)
     if isinstance(model, TwoLayer):
         if alpha is not None and float(alpha) != model.alpha:
             raise ValueError(f"alpha is set by the TwoLayer model (alpha={model.alpha:g}); got "

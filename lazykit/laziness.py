@@ -11,7 +11,8 @@ unchanged if the data norm is rescaled, since each factor then scales alike.
   maximization: power iteration on Hessian-vector products of <v, g> gives a
   singular pair (u, u'), then v = D^2 g[u, u'] / ||D^2 g[u, u']|| (the
   higher-order power method; the estimate increases at every outer step and is
-  a lower bound of the norm). No Hessian is ever formed.
+  a lower bound of the norm). The search starts from the residual direction and
+  from a few random directions and keeps the best. No Hessian is ever formed.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class Laziness(NamedTuple):
 
 
 def laziness(model, params, X, y, *, alpha=None, center=None, max_iter: int = 200,
-             tol: float = 1e-7, seed: int = 0, dtype=None) -> Laziness:
+             tol: float = 1e-7, restarts: int = 4, seed: int = 0, dtype=None) -> Laziness:
     """kappa = ||alpha f(w_0) - y|| ||D^2 (alpha f)(w_0)|| / ||D (alpha f)(w_0)||^2.
 
     Small kappa (<< 1) predicts lazy training: the linearization stays accurate
@@ -54,6 +55,8 @@ def laziness(model, params, X, y, *, alpha=None, center=None, max_iter: int = 20
         alpha, center: as in :func:`lazykit.train` (a TwoLayer has its own alpha).
         max_iter: power iterations per eigenvalue estimate (and outer steps / 10).
         tol: relative tolerance at which the power iterations stop.
+        restarts: random restarts of the Hessian-norm search (besides the one from the
+            residual direction); the largest estimate is kept.
         seed: seed of the random starting vectors.
         dtype: "float64" (default) or "float32".
 
@@ -84,60 +87,79 @@ def laziness(model, params, X, y, *, alpha=None, center=None, max_iter: int = 20
                                dtype=dtype)
         w0, x = problem.params0, jnp.asarray(X)
         alpha = jnp.asarray(problem.alpha, dtype)
-        jjt, hvp, second = _operators(problem.key)
-        out = alpha * _outputs(problem.key)(w0, x)
+        ops = _operators(problem.key)
+        out = alpha * ops.outputs(w0, x)
         if out.shape[1] != y.shape[1]:
             raise ValueError(f"y has {y.shape[1]} column(s) but the model has {out.shape[1]} "
                              "output(s).")
         residual = (jnp.zeros_like(out) if problem.center else out) - jnp.asarray(y)
         rng = np.random.default_rng(seed)
-        start = _random_unit(rng, out)
-        jacobian_norm = np.sqrt(_power(lambda v: jjt(w0, x, alpha, v), start, max_iter, tol)[0])
-        hessian_norm = _hessian_norm(lambda v, u: hvp(w0, x, alpha, v, u),
-                                     lambda u, u2: second(w0, x, alpha, u, u2),
-                                     residual, rng, w0, max_iter, tol)
+        limits = (jnp.asarray(max_iter), jnp.asarray(tol, dtype))
+        jacobian_norm = np.sqrt(float(ops.jacobian_power(w0, x, alpha, _random_unit(rng, out),
+                                                         *limits)))
         residual_norm = float(_norm(residual))
+        starts = [_scale(residual, 1.0 / residual_norm)] if residual_norm > 0 else []
+        restarts = positive_int(restarts, "restarts", minimum=0)
+        starts += [_random_unit(rng, residual) for _ in range(restarts + (not starts))]
+        hessian_norm = max(float(ops.hessian_search(w0, x, alpha, v, _random_unit(rng, w0),
+                                                    *limits)) for v in starts)
     kappa = residual_norm * hessian_norm / jacobian_norm**2 if jacobian_norm > 0 else np.inf
     return Laziness(float(kappa), residual_norm, float(hessian_norm), float(jacobian_norm))
 
 
+class _Operators(NamedTuple):
+    outputs: object
+    jacobian_power: object
+    hessian_search: object
+
+
 @functools.lru_cache(maxsize=64)
-def _operators(key):
-    """Jitted J J^T v, Hessian-vector products of <v, g> and D^2 g[u, u'] (g = alpha f)."""
+def _operators(key) -> _Operators:
+    """Jitted matrix-free searches for one model (cached: shared by every alpha and seed)."""
     f = apply_function(key)
 
     def g(w, x, alpha):
         return alpha * as_2d(f(w, x))
 
-    @jax.jit
-    def jjt(w0, x, alpha, v):
+    def jacobian_power(w0, x, alpha, v, max_iter, tol):
+        """||Dg||^2: power iteration on v -> J J^T v (one VJP, one JVP per step)."""
         _, vjp = jax.vjp(lambda w: g(w, x, alpha), w0)
-        return jax.jvp(lambda w: g(w, x, alpha), (w0,), vjp(v))[1]
+        return _power(lambda v: jax.jvp(lambda w: g(w, x, alpha), (w0,), vjp(v))[1],
+                      v, max_iter, tol)[0]
 
-    @jax.jit
-    def hvp(w0, x, alpha, v, u):
-        return jax.jvp(jax.grad(lambda w: jnp.vdot(v, g(w, x, alpha))), (w0,), (u,))[1]
+    def hessian_search(w0, x, alpha, v, u, max_iter, tol):
+        """Alternating maximization of <v, D^2 g[u, u']> over unit v, u, u'."""
+        def hvp(v, u):
+            return jax.jvp(jax.grad(lambda w: jnp.vdot(v, g(w, x, alpha))), (w0,), (u,))[1]
 
-    @jax.jit
-    def second(w0, x, alpha, u, u2):
-        return jax.jvp(lambda w: jax.jvp(lambda q: g(q, x, alpha), (w,), (u,))[1],
-                       (w0,), (u2,))[1]
+        def second(u, u2):
+            return jax.jvp(lambda w: jax.jvp(lambda q: g(q, x, alpha), (w,), (u,))[1],
+                           (w0,), (u2,))[1]
 
-    return jjt, hvp, second
+        def outer(state):
+            v, u, best, _, k = state
+            value, u, u2 = _power(lambda w: hvp(v, w), u, max_iter, tol)
+            z = second(u, u2)
+            estimate = _norm(z)
+            v = _scale(z, 1.0 / jnp.where(estimate > 0, estimate, 1.0))
+            converged = (estimate - best <= tol * estimate) | (value == 0)
+            return v, u, jnp.maximum(best, estimate), converged, k + 1
+
+        def keep_going(state):
+            return ~state[3] & (state[4] < jnp.maximum(max_iter // 10, 1))
+
+        zero = jnp.zeros((), tol.dtype)
+        state = jax.lax.while_loop(keep_going, outer, (v, u, zero, jnp.asarray(False), 0))
+        return state[2]
+
+    return _Operators(jax.jit(lambda w, x: as_2d(f(w, x))), jax.jit(jacobian_power),
+                      jax.jit(hessian_search))
 
 
-@functools.lru_cache(maxsize=64)
-def _outputs(key):
-    f = apply_function(key)
-    return jax.jit(lambda w, x: as_2d(f(w, x)))
-
-
-@jax.jit
 def _norm(tree):
     return jnp.sqrt(sum(jnp.sum(leaf * leaf) for leaf in jax.tree_util.tree_leaves(tree)))
 
 
-@jax.jit
 def _scale(tree, factor):
     return jax.tree_util.tree_map(lambda leaf: leaf * factor, tree)
 
@@ -145,43 +167,26 @@ def _scale(tree, factor):
 def _random_unit(rng, like):
     """A random pytree shaped like ``like`` with unit norm."""
     tree = jax.tree_util.tree_map(
-        lambda leaf: jnp.asarray(rng.standard_normal(leaf.shape), leaf.dtype), like)
-    return _scale(tree, 1.0 / _norm(tree))
+        lambda leaf: np.asarray(rng.standard_normal(leaf.shape), leaf.dtype), like)
+    norm = np.sqrt(sum(np.sum(leaf * leaf) for leaf in jax.tree_util.tree_leaves(tree)))
+    return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf / norm), tree)
 
 
 def _power(op, v, max_iter, tol):
-    """Largest |eigenvalue| of the symmetric operator ``op``, with the last two iterates
-    (u, u') such that op(u) ~ value u'."""
-    value, previous = 0.0, v
-    for _ in range(max_iter):
+    """Largest |eigenvalue| of the symmetric operator ``op`` by power iteration (traceable),
+    with the last two iterates (u, u') such that op(u) ~ value u'."""
+    def step(state):
+        _, v, value, _, k = state
         w = op(v)
-        norm = float(_norm(w))
-        if norm == 0.0:
-            return 0.0, v, v
-        previous, v = v, _scale(w, 1.0 / norm)
-        converged = abs(norm - value) <= tol * norm
-        value = norm
-        if converged:
-            break
+        norm = _norm(w)
+        safe = jnp.where(norm > 0, norm, 1.0)
+        converged = (jnp.abs(norm - value) <= tol * norm) | (norm == 0)
+        return v, _scale(w, 1.0 / safe), norm, converged, k + 1
+
+    def keep_going(state):
+        return ~state[3] & (state[4] < max_iter)
+
+    zero = jnp.zeros((), tol.dtype)
+    previous, v, value, _, _ = jax.lax.while_loop(keep_going, step,
+                                                  (v, v, zero, jnp.asarray(False), 0))
     return value, previous, v
-
-
-def _hessian_norm(hvp, second, residual, rng, params, max_iter, tol):
-    norm = float(_norm(residual))
-    v = _scale(residual, 1.0 / norm) if norm > 0 else _random_unit(rng, residual)
-    u = _random_unit(rng, params)
-    best = 0.0
-    for _ in range(max(1, max_iter // 10)):
-        value, u, u2 = _power(lambda w, v=v: hvp(v, w), u, max_iter, tol)
-        if value == 0.0:
-            break
-        z = second(u, u2)
-        estimate = float(_norm(z))
-        if estimate == 0.0:
-            break
-        v = _scale(z, 1.0 / estimate)
-        converged = estimate - best <= tol * estimate
-        best = max(best, estimate)
-        if converged:
-            break
-    return best

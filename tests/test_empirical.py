@@ -132,7 +132,7 @@ def test_bad_arguments(rng):
         lazykit.empirical_ntk(model, params, x, mode="diag")
     with pytest.raises(ValueError, match="implementation must be one of"):
         lazykit.empirical_ntk(model, params, x, implementation="fast")
-    with pytest.raises(ValueError, match="implementation='structured' needs a lazykit.TwoLayer"):
+    with pytest.raises(ValueError, match=r"implementation='structured' needs a lazykit\.TwoLayer"):
         lazykit.empirical_ntk(lambda p, x: model.apply(p, x), params, x,
                               implementation="structured")
     with pytest.raises(ValueError, match=r"same number of rows; got 3 and 2"):

@@ -15,9 +15,9 @@ def test_validation_names_the_argument():
         lazykit.TwoLayer(0)
     with pytest.raises(ValueError, match=r"width must be even when symmetric=True"):
         lazykit.TwoLayer(5)
-    with pytest.raises(ValueError, match="alpha must be a finite number > 0; got 0.0"):
+    with pytest.raises(ValueError, match=r"alpha must be a finite number > 0; got 0\.0"):
         lazykit.TwoLayer(4, alpha=0.0)
-    with pytest.raises(ValueError, match="alpha must be a finite number > 0; got -1.0"):
+    with pytest.raises(ValueError, match=r"alpha must be a finite number > 0; got -1\.0"):
         lazykit.TwoLayer(4, alpha=-1.0)
     with pytest.raises(ValueError, match="init_scale must be a finite number > 0"):
         lazykit.TwoLayer(4, init_scale=0.0)
@@ -54,7 +54,8 @@ def test_init_is_reproducible_from_seed_or_key():
 
 
 def test_output_formula_and_two_homogeneity(rng):
-    """alpha f = (alpha/m) sum c_j relu(a_j . (x, 1)); scaling all parameters by t scales f by t^2."""
+    """alpha f = (alpha/m) sum_j c_j relu(a_j . (x, 1)); scaling all parameters by t scales
+    f by t^2."""
     x = rng.normal(size=(5, 2))
     model = lazykit.TwoLayer(6, alpha=3.0, symmetric=False)
     params = model.init(0, 2, dtype="float64")
