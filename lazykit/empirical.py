@@ -174,7 +174,8 @@ def _structured(model, params, x1, x2, mode):
             gg = jnp.einsum("ain,ain->i", g1, g2) / outputs
         elif mode == "trace":
             k = sw2 * (y1 @ y2.T) + sb2
-            gg = jnp.einsum("ain,ajn->ij", g1, g2) / outputs
+            # One output: a plain matmul (the einsum would transpose (1, n, N) first).
+            gg = g1[0] @ g2[0].T if outputs == 1 else jnp.einsum("ain,ajn->ij", g1, g2) / outputs
         else:
             k = (sw2 * (y1 @ y2.T) + sb2)[:, :, None, None]
             gg = jnp.einsum("ain,bjn->ijab", g1, g2)
@@ -193,12 +194,21 @@ def layer_features(model, params, x):
 
     if isinstance(model, TwoLayer):
         u = model.preactivations(params, x)
-        hidden, slope = jax.jvp(model.activation, (u,), (jnp.ones_like(u),))
+        hidden, slope = _value_and_slope(model.activation, u)
         scale = model.alpha / model.width
         g_a = (scale * params["c"] * slope)[None]
         g_c = jnp.full((1, x.shape[0], 1), scale, u.dtype)
         return [(x, g_a, 1.0, 1.0), (hidden, g_c, 1.0, 0.0)]
     return _network_features(model, params, x)
+
+
+def _value_and_slope(activation, u):
+    """sigma(u) and sigma'(u); ReLU-like activations get their slope without autodiff."""
+    from lazykit.activations import ABRelu
+
+    if isinstance(activation, ABRelu):
+        return activation(u), jnp.where(u > 0, activation.b, activation.a).astype(u.dtype)
+    return jax.jvp(activation, (u,), (jnp.ones_like(u),))
 
 
 def _network_features(network, params, x):
