@@ -6,12 +6,12 @@ NT_VENV := .venv-nt
 # The neural-tangents oracle only runs with these pins (design.md).
 NT_PINS := "jax==0.5.3" "jaxlib==0.5.3" "neural-tangents==0.6.5" "numpy<2"
 
-.PHONY: demo test lint oracle bench clean
+.PHONY: demo test lint docs oracle bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e ".[test]"
+	$(VENV)/bin/python -m pip install -q -e ".[test,docs]"
 	touch $@
 
 $(NT_VENV)/.installed: pyproject.toml
@@ -26,10 +26,13 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check lazykit tests benchmarks examples
 
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 oracle: $(NT_VENV)/.installed
 	$(NT_VENV)/bin/python -m pytest -q -n 2 -p no:cacheprovider tests/oracle
 
-test: lint $(NT_VENV)/.installed
+test: lint docs $(NT_VENV)/.installed
 	$(VENV)/bin/python -m pytest -q -n 2 tests lazykit --doctest-modules
 	$(MAKE) oracle
 

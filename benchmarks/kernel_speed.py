@@ -3,7 +3,9 @@
 NNGP + NTK of a ReLU MLP (NTK parameterization), inputs (n, d) ~ N(0, 1), in
 float32 and float64, at several depths. neural-tangents runs in its pinned
 environment as a subprocess (`--nt-python`); lazykit, NumPy's and XLA's
-matmul run in this process. Each time is the median of `--reps` runs after one
+matmul run in this process. "lazykit ms" is `Network.kernel` (NumPy results
+on the host, transfers included); "on-device" is the jitted `Network.kernel_fn`
+with results left on the device. Each time is the median of `--reps` runs after one
 warm-up run (which includes compilation). Accuracy is the largest entrywise
 error relative to the largest entry, against the plain formula (NumPy arccos,
 float64).
@@ -96,7 +98,8 @@ def main() -> None:
     rows = args.accuracy_rows
     references = {depth: plain_relu_kernel(x[:rows], x, depth)
                   for depth in (args.depths if rows else ())}
-    header = (f"{'dtype':8s} {'depth':>5s} {'lazykit ms':>10s} {'NT ms':>8s} {'NT/lazykit':>10s} "
+    header = (f"{'dtype':8s} {'depth':>5s} {'lazykit ms':>10s} {'on-device':>9s} {'NT ms':>8s} "
+              f"{'NT/lazykit':>10s} "
               f"{'XX^T numpy':>10s} {'XX^T xla':>9s} {'lk/numpy':>8s} {'lk/xla':>7s} "
               f"{'max rel err':>11s}")
     print(header)
@@ -111,13 +114,18 @@ def main() -> None:
             net = lazykit.mlp(depth, 512, "relu", W_std=W_STD, b_std=B_STD)
             seconds = median_seconds(lambda net=net, xs=xs, t=dtype: net.kernel(xs, dtype=t),
                                      args.reps)
+            with precision(dtype):
+                on_device = jax.jit(net.kernel_fn)
+                device_seconds = median_seconds(
+                    lambda f=on_device, a=xj: jax.block_until_ready(f(a)), args.reps)
             error = float("nan")
             if rows:
                 k = net.kernel(xs, dtype=dtype)
                 error = max(relative_error(k.nngp[:rows], references[depth][0]),
                             relative_error(k.ntk[:rows], references[depth][1]))
             nt_seconds = nt[dtype][str(depth)] if nt else float("nan")
-            print(f"{dtype:8s} {depth:5d} {seconds * 1e3:10.1f} {nt_seconds * 1e3:8.1f} "
+            print(f"{dtype:8s} {depth:5d} {seconds * 1e3:10.1f} {device_seconds * 1e3:9.1f} "
+                  f"{nt_seconds * 1e3:8.1f} "
                   f"{nt_seconds / seconds:10.2f} {floor_numpy * 1e3:10.1f} {floor_xla * 1e3:9.1f} "
                   f"{seconds / floor_numpy:8.2f} {seconds / floor_xla:7.2f} {error:11.1e}")
     sys.stdout.flush()

@@ -22,7 +22,7 @@ import numpy as np
 
 from lazykit._dtypes import precision, resolve_dtype
 from lazykit._validation import as_matrix, check_same_features, positive_int
-from lazykit.kernels.recursion import Kernel, pack
+from lazykit.kernels.recursion import Kernel, input_moments, pack
 
 DEFAULT_TILE_SIZE = {"cpu": 1024}
 DEFAULT_ACCELERATOR_TILE_SIZE = 8192
@@ -76,19 +76,31 @@ def _from_moments(network, input_dim: int, diagonal: bool):
 
 @functools.lru_cache(maxsize=128)
 def _from_inputs_batched(network):
-    """Jitted kernels of a batch of tile pairs (leading axis = one tile pair per device)."""
-    return jax.jit(jax.vmap(lambda x1, x2: pack(*network.kernel_fn(x1, x2))))
+    """Jitted kernels of a batch of tile pairs (leading axis = one tile pair per device).
+
+    ``same[k]`` marks a diagonal tile of a symmetric kernel, whose Gram diagonal
+    is set to the squared norms so that identical inputs have correlation exactly 1.
+    """
+
+    def fn(x1, x2, same):
+        gram, sq1, sq2 = input_moments(x1, x2)
+        gram = jnp.where(same & jnp.eye(x1.shape[0], dtype=bool), sq1[:, None], gram)
+        return pack(*network.kernel_from_moments(gram, sq1, sq2, x1.shape[1]))
+
+    return jax.jit(jax.vmap(fn))
 
 
-@jax.jit
-def _split(packed):
-    parts = jnp.real(packed), jnp.imag(packed)
+@functools.partial(jax.jit, static_argnames="transpose")
+def _split(packed, transpose: bool = False):
+    parts = (jnp.real(packed), jnp.imag(packed))
+    if transpose:  # XLA transposes in cache-friendly blocks; NumPy's strided copy does not.
+        parts = tuple(jnp.swapaxes(part, -1, -2) for part in parts)
     return parts, jnp.all(jnp.isfinite(parts[0]) & jnp.isfinite(parts[1]))
 
 
-def _unpack(packed, dtype):
+def _unpack(packed, dtype, transpose: bool = False):
     """NumPy (nngp, ntk) from a packed block; raise if any entry is not finite."""
-    (nngp, ntk), finite = _split(packed)
+    (nngp, ntk), finite = _split(packed, transpose)
     if not bool(finite):
         raise ValueError(
             f"the kernel overflows {np.dtype(dtype).name}: some entries are not finite although "
@@ -138,10 +150,11 @@ def _full(network, x1, x2, dtype, tile) -> Kernel:
     n1, n2 = x1.shape[0], x2.shape[0]
     devices = jax.devices()
     on_host = len(devices) == 1 and devices[0].platform == "cpu"
-    if len(devices) > 1 and max(n1, n2) <= tile:
+    n_max = max(n1, n2)
+    if len(devices) > 1 and n_max <= tile:
         # Split a one-tile problem so that every device gets work.
-        tile = max(1, math.ceil(max(n1, n2) / math.ceil(math.sqrt(len(devices)))))
-    tile = min(tile, max(n1, n2))
+        tile = max(1, math.ceil(n_max / math.ceil(math.sqrt(len(devices)))))
+    tile = math.ceil(n_max / math.ceil(n_max / tile))  # equal tiles: the least padding
     result_bytes = 2 * n1 * n2 * dtype.itemsize
     work_bytes = _WORK_ARRAYS_PER_TILE * tile * tile * dtype.itemsize * len(devices)
     check_memory(
@@ -150,41 +163,51 @@ def _full(network, x1, x2, dtype, tile) -> Kernel:
         f"for the result, {work_bytes / 2**30:.2f} GiB for tiles of {tile} rows)",
         "Use diagonal=True if only the variances are needed, a smaller tile_size, "
         "dtype='float32', or a matrix-free solver that never forms the full kernel.")
+    # On accelerators, mirroring tiles on the host costs more than computing them.
+    mirror = symmetric and on_host
     starts1, starts2 = range(0, n1, tile), range(0, n2, tile)
-    pairs = [(i, j) for i in starts1 for j in starts2 if not symmetric or j >= i]
-    tiles = _host_tiles if on_host else _device_tiles
+    pairs = [(i, j) for i in starts1 for j in starts2 if not mirror or j >= i]
+    tiles = (_host_tiles if on_host else _device_tiles)(network, x1, x2, symmetric, pairs, tile,
+                                                        dtype, devices)
     if len(pairs) == 1:
-        (_, block), = tiles(network, x1, x2, pairs, tile, dtype, devices)
+        (_, block, _), = tiles
         return Kernel(*block)
     out = Kernel(np.empty((n1, n2), dtype), np.empty((n1, n2), dtype))
-
-    def write(pair, block):
-        i, j = pair
+    for (i, j), block, mirrored in tiles:
         for target, part in zip(out, block, strict=True):
             target[i:i + part.shape[0], j:j + part.shape[1]] = part
-            if symmetric and i != j:
-                target[j:j + part.shape[1], i:i + part.shape[0]] = part.T
-
-    for pair, block in tiles(network, x1, x2, pairs, tile, dtype, devices):
-        write(pair, block)
+        for target, part in zip(out, mirrored or (), strict=False):
+            target[j:j + part.shape[0], i:i + part.shape[1]] = part
     return out
 
 
-def _host_tiles(network, x1, x2, pairs, tile, dtype, devices):
-    """Tiles with NumPy Gram matrices (single CPU device), one dispatch ahead."""
+def _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, devices):
+    """Tiles with NumPy Gram matrices (single CPU device), one dispatch ahead.
+
+    Yields ((i, j), (nngp, ntk), transposed blocks for the mirror tile or None).
+    """
     del devices
     sq1 = np.einsum("ij,ij->i", x1, x1)
-    sq2 = sq1 if x2 is x1 else np.einsum("ij,ij->i", x2, x2)
+    sq2 = sq1 if symmetric else np.einsum("ij,ij->i", x2, x2)
     fn = _from_moments(network, x1.shape[1], False)
+
+    def finish(pair, packed):
+        mirror = symmetric and pair[0] != pair[1]
+        return pair, _unpack(packed, dtype), _unpack(packed, dtype, True) if mirror else None
+
     pending = None
     for i, j in pairs:
         a, b = x1[i:i + tile], x2[j:j + tile]
-        gram = a @ a.T if (x2 is x1 and i == j) else a @ b.T  # a @ a.T runs as SYRK
+        if symmetric and i == j:
+            gram = a @ a.T  # runs as SYRK
+            np.fill_diagonal(gram, sq1[i:i + tile])  # identical inputs: correlation exactly 1
+        else:
+            gram = a @ b.T
         result = fn(gram, sq1[i:i + tile], sq2[j:j + tile])  # dispatched asynchronously
         if pending is not None:
-            yield pending[0], _unpack(pending[1], dtype)
+            yield finish(*pending)
         pending = ((i, j), result)
-    yield pending[0], _unpack(pending[1], dtype)
+    yield finish(*pending)
 
 
 def _pad_rows(x: np.ndarray, tile: int) -> np.ndarray:
@@ -192,25 +215,30 @@ def _pad_rows(x: np.ndarray, tile: int) -> np.ndarray:
     return x if pad == 0 else np.concatenate([x, np.repeat(x[:1], pad, axis=0)])
 
 
-def _device_tiles(network, x1, x2, pairs, tile, dtype, devices):
+def _device_tiles(network, x1, x2, symmetric, pairs, tile, dtype, devices):
     """Tiles in batches of one per device, the batch axis sharded over the devices."""
     a = _pad_rows(x1, tile)
-    b = a if x2 is x1 else _pad_rows(x2, tile)
+    b = a if symmetric else _pad_rows(x2, tile)
     n1, n2 = x1.shape[0], x2.shape[0]
     mesh = jax.sharding.Mesh(np.asarray(devices), ("tiles",))
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("tiles"))
     fn = _from_inputs_batched(network)
+
+    def finish(batch, packed):
+        nngp, ntk = _unpack(packed, dtype)
+        return [((i, j), (nngp[k, :min(tile, n1 - i), :min(tile, n2 - j)],
+                          ntk[k, :min(tile, n1 - i), :min(tile, n2 - j)]), None)
+                for k, (i, j) in enumerate(batch)]
+
     pending = None
     for start in range(0, len(pairs), len(devices)):
         batch = pairs[start:start + len(devices)]
         padded = batch + [batch[-1]] * (len(devices) - len(batch))
         left = jax.device_put(np.stack([a[i:i + tile] for i, _ in padded]), sharding)
         right = jax.device_put(np.stack([b[j:j + tile] for _, j in padded]), sharding)
-        result = fn(left, right)  # dispatched asynchronously
+        same = jax.device_put(np.array([symmetric and i == j for i, j in padded]), sharding)
+        result = fn(left, right, same)  # dispatched asynchronously
         if pending is not None:
-            yield from pending
-        nngp, ntk = _unpack(result, dtype)
-        pending = [((i, j), (nngp[k, :min(tile, n1 - i), :min(tile, n2 - j)],
-                             ntk[k, :min(tile, n1 - i), :min(tile, n2 - j)]))
-                   for k, (i, j) in enumerate(batch)]
-    yield from pending
+            yield from finish(*pending)
+        pending = (batch, result)
+    yield from finish(*pending)

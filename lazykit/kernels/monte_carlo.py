@@ -37,7 +37,8 @@ def monte_carlo_kernel(network, x1, x2=None, *, n_samples: int = 64, key=0,
 
     Args:
         network: a :class:`lazykit.Network` (its Dense widths are the finite widths).
-        x1, x2: inputs (n1, d) and (n2, d); ``x2=None`` means ``x1``.
+        x1: inputs, shape (n1, d).
+        x2: inputs, shape (n2, d); None means ``x1``.
         n_samples: number of independent networks.
         key: integer seed or JAX PRNG key.
         batch_size: networks evaluated together (memory/speed trade-off).

@@ -45,9 +45,13 @@ def input_moments(x1, x2=None, *, diagonal: bool = False):
     sq2 = sq1 if x2 is None else jnp.sum(x2 * x2, axis=1)
     if diagonal:
         return (sq1 if x2 is None else jnp.sum(x1 * x2, axis=1)), sq1, sq2
-    # Keep the Gram matrix out of the elementwise fusion that follows: XLA on CPU
-    # otherwise fuses the matmul into its consumers and runs it as a slow loop.
-    gram = jax.lax.optimization_barrier(x1 @ (x1 if x2 is None else x2).T)
+    # Full float32 precision on GPUs (whose default is TF32), and the Gram matrix
+    # kept out of the elementwise fusion that follows: XLA on CPU otherwise fuses
+    # the matmul into its consumers and runs it as a slow loop.
+    gram = jnp.matmul(x1, (x1 if x2 is None else x2).T, precision=jax.lax.Precision.HIGHEST)
+    gram = jax.lax.optimization_barrier(gram)
+    if x2 is None:  # identical inputs: correlation exactly 1
+        sq1 = sq2 = jnp.diagonal(gram)
     return gram, sq1, sq2
 
 

@@ -1,0 +1,121 @@
+"""The results object every experiment returns: tables, settings, figures, files.
+
+An :class:`ExperimentResult` holds named tables (lists of row dicts), the
+settings that produced them (seed included, so a run is reproducible) and a
+summary table name. It converts to pandas (``to_frame``), to JSON and back,
+draws its figures (``plot``, through the experiment's registered plotter) and
+writes everything into a folder (``save``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+from typing import Any
+
+
+def _jsonable(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # NumPy scalars
+        return _jsonable(value.item())
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+@dataclasses.dataclass
+class ExperimentResult:
+    """Data of one experiment run.
+
+    Attributes:
+        name: the experiment's registered name.
+        settings: every parameter of the run (``setting`` "quick"/"full", ``seed``, sizes...).
+        tables: named tables, each a list of rows (dicts of scalars).
+        summary: the name of the table that summarizes the run.
+        findings: the qualitative statements the run supports, each with its
+            measured value (e.g. a fitted slope), as {name: value}.
+
+    Examples:
+        >>> from lazykit.experiments import ExperimentResult
+        >>> r = ExperimentResult("demo", {"seed": 0}, {"main": [{"x": 1, "y": 2.0}]}, "main")
+        >>> r.to_frame().shape
+        (1, 2)
+        >>> ExperimentResult.from_json(r.to_json()).tables["main"][0]["y"]
+        2.0
+    """
+
+    name: str
+    settings: dict[str, Any]
+    tables: dict[str, list[dict[str, Any]]]
+    summary: str
+    findings: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_frame(self, table: str | None = None):
+        """A pandas DataFrame of one table (the summary table by default)."""
+        import pandas as pd
+
+        name = self.summary if table is None else table
+        if name not in self.tables:
+            raise KeyError(f"table must be one of {sorted(self.tables)}; got {name!r}.")
+        return pd.DataFrame(self.tables[name])
+
+    def to_json(self) -> str:
+        """All data and settings as JSON (non-finite floats become null)."""
+        return json.dumps(_jsonable(dataclasses.asdict(self)), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> ExperimentResult:
+        """Rebuild a result written by :meth:`to_json`."""
+        return cls(**json.loads(text))
+
+    def plot(self) -> dict:
+        """The experiment's figures, {file stem: matplotlib Figure}."""
+        from lazykit.experiments.registry import get_experiment
+
+        return get_experiment(self.name).plot(self)
+
+    def save(self, folder) -> list[pathlib.Path]:
+        """Write results.json, results.csv (the summary), one CSV per table and PNG figures."""
+        import matplotlib.pyplot as plt
+
+        folder = pathlib.Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = [folder / "results.json"]
+        written[0].write_text(self.to_json())
+        self.to_frame().to_csv(folder / "results.csv", index=False)
+        written.append(folder / "results.csv")
+        for table in self.tables:
+            if table != self.summary:
+                path = folder / f"{table}.csv"
+                self.to_frame(table).to_csv(path, index=False)
+                written.append(path)
+        for stem, figure in self.plot().items():
+            path = folder / f"{stem}.png"
+            figure.savefig(path, dpi=130, bbox_inches="tight")
+            plt.close(figure)
+            written.append(path)
+        return written
+
+    def summary_text(self) -> str:
+        """The summary table and the findings as plain text."""
+        frame = self.to_frame()
+        lines = [frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
+        if self.findings:
+            lines.append("")
+            lines += [f"{key}: {_format(value)}" for key, value in self.findings.items()]
+        return "\n".join(lines)
+
+
+def _format(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_format(v) for v in value) + "]"
+    return str(value)
