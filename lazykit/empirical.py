@@ -50,7 +50,8 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, mode: str = "trace",
             as o = 1), or a :class:`lazykit.TwoLayer` / :class:`lazykit.Network`
             (or its bound ``apply``), which enables the structured implementation.
         params: a pytree of arrays.
-        x1, x2: inputs with a leading batch axis; ``x2=None`` means ``x1``.
+        x1: inputs with a leading batch axis, (n1, ...).
+        x2: inputs (n2, ...); None means ``x1``.
         mode: "trace" (default), "full" or "diagonal".
         implementation: "auto", "structured", "jacobian" or "ntvp".
         per_example: ``apply_fn`` treats the rows of ``x`` independently (no batch

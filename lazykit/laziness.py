@@ -51,8 +51,10 @@ def laziness(model, params, X, y, *, alpha=None, center=None, max_iter: int = 20
         model: a :class:`lazykit.TwoLayer`, a :class:`lazykit.Network` or a function
             ``apply_fn(params, x)``.
         params: parameters w_0 at which the criterion is evaluated.
-        X, y: inputs (n, d) and targets y* (n,) or (n, o).
-        alpha, center: as in :func:`lazykit.train` (a TwoLayer has its own alpha).
+        X: inputs (n, d).
+        y: targets y*, shape (n,) or (n, o).
+        alpha: output scale for a Network or a function (a TwoLayer has its own).
+        center: as in :func:`lazykit.train`.
         max_iter: power iterations per eigenvalue estimate (and outer steps / 10).
         tol: relative tolerance at which the power iterations stop.
         restarts: random restarts of the Hessian-norm search (besides the one from the

@@ -123,10 +123,17 @@ def lazy_sweep(model, X, y, *, alphas, seeds=(0,), steps: int, lr: float, loss: 
         model: a :class:`lazykit.TwoLayer` (its alpha is replaced by each value), a
             :class:`lazykit.Network` or an ``(apply_fn, params)`` pair (alpha passed to
             :func:`lazykit.train`, with centering).
-        X, y: training data. X_test, y_test: optional test data.
+        X: training inputs (n, d).
+        y: training targets (n,) or (n, o).
         alphas: output scales (> 0), at least two distinct values.
         seeds: initialization (and SGD order) seeds; every alpha runs every seed.
-        steps, lr, loss, batch_size, record_every: as in :func:`lazykit.train`.
+        steps: optimizer steps of every run.
+        lr: learning rate of every run (as in :func:`lazykit.train`).
+        loss: "mse" or "logistic".
+        batch_size: None for gradient descent, else the SGD batch size.
+        X_test: optional test inputs.
+        y_test: test targets (with ``X_test``).
+        record_every: steps between records.
         compute_laziness: compute kappa at initialization for every run.
         keep_records: keep every :class:`lazykit.TrajectoryRecord` in ``records``.
         confidence: level of the slope intervals.

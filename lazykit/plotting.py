@@ -32,7 +32,8 @@ def _positive(values):
 def plot_trajectory(record, axes=None):
     """Three panels against time: losses, ||alpha f - alpha T f||, movements and changes."""
     fig, (ax_loss, ax_dev, ax_move) = _axes(axes, 3)
-    t = record.time
+    # Log time: most of the fitting happens early. The record at t = 0 drops out.
+    t = np.where(record.time > 0, record.time, np.nan)
     has_test = not np.all(np.isnan(record.test_loss))
     ax_loss.plot(t, _positive(record.train_loss), color="C0", label="network, train")
     ax_loss.plot(t, _positive(record.tangent_train_loss), "--", color="C1", label="tangent, train")
@@ -40,12 +41,13 @@ def plot_trajectory(record, axes=None):
         ax_loss.plot(t, _positive(record.test_loss), color="C2", label="network, test")
         ax_loss.plot(t, _positive(record.tangent_test_loss), "--", color="C3",
                      label="tangent, test")
-    ax_loss.set(yscale="log", xlabel="time (steps x lr)", ylabel=f"{record.loss} loss",
+    ax_loss.set(xscale="log", yscale="log", xlabel="time (steps x lr)",
+                ylabel=f"{record.loss} loss",
                 title=f"alpha = {record.alpha:g}")
     ax_dev.plot(t, _positive(record.deviation_train), color="C0", label="train points")
     if has_test:
         ax_dev.plot(t, _positive(record.deviation_test), color="C2", label="test points")
-    ax_dev.set(yscale="log", xlabel="time (steps x lr)",
+    ax_dev.set(xscale="log", yscale="log", xlabel="time (steps x lr)",
                ylabel="||alpha f - alpha Tf|| (rms)", title="network vs tangent model")
     series = [("param_movement", "||w - w0|| / ||w0||"), ("ntk_change", "NTK change (rel.)"),
               ("pattern_change", "ReLU patterns changed")]
@@ -53,7 +55,8 @@ def plot_trajectory(record, axes=None):
         values = getattr(record, name)
         if not np.all(np.isnan(values)):
             ax_move.plot(t, _positive(values), color=f"C{i}", label=label)
-    ax_move.set(yscale="log", xlabel="time (steps x lr)", title="how much moved")
+    ax_move.set(xscale="log", yscale="log", xlabel="time (steps x lr)",
+                title="how much moved")
     for ax in (ax_loss, ax_dev, ax_move):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)

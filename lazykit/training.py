@@ -59,8 +59,8 @@ def train(model, X, y, *, loss: str = "mse", steps: int, lr: float | None = None
         model: a :class:`lazykit.TwoLayer` (carries alpha), a :class:`lazykit.Network`,
             a function ``apply_fn(params, x) -> (n, o)`` (with ``params=``), or a pair
             ``(apply_fn, params)``.
-        X, y: training inputs (n, d) and targets (n,) or (n, o). For the logistic
-            loss the targets are -1 or +1.
+        X: training inputs, shape (n, d).
+        y: training targets, shape (n,) or (n, o); -1 or +1 for the logistic loss.
         loss: "mse", R(h) = mean_i |h_i - y_i|^2 / 2, or "logistic",
             R(h) = mean_i log(1 + exp(-y_i h_i)).
         steps: number of optimizer steps.
@@ -70,7 +70,8 @@ def train(model, X, y, *, loss: str = "mse", steps: int, lr: float | None = None
         batch_size: None for full-batch gradient descent; else SGD with batches
             drawn without replacement, reshuffled every epoch (seeded by ``seed``).
         tangent: also train the tangent model (the deviation is then recorded).
-        X_test, y_test: optional test set, measured at every record.
+        X_test: optional test inputs, measured at every record.
+        y_test: test targets (with ``X_test``).
         record_every: steps between records (default: ``steps // 100``, at least 1).
         params: initial parameters (default: ``model.init(seed, d)``).
         alpha: output scale for a Network or a function (a TwoLayer has its own).
