@@ -29,8 +29,8 @@ def main() -> None:
     parser.add_argument("--cases", required=True, help="JSON list of case descriptions")
     parser.add_argument("--reps", type=int, required=True)
     args = parser.parse_args()
-    from jax.experimental import enable_x64
     import neural_tangents as nt
+    from jax.experimental import enable_x64
 
     from benchmarks._empirical_cases import build
 
@@ -47,9 +47,10 @@ def main() -> None:
                                                      implementation=impl))
                     try:
                         seconds = median_seconds(
-                            lambda fn=fn: fn(x, None, params).block_until_ready(), args.reps)
+                            lambda fn=fn, x=x, params=params: fn(x, None, params)
+                            .block_until_ready(), args.reps)
                         out[case["name"]][dtype][name] = seconds
-                    except Exception as err:  # noqa: BLE001 - report whatever failed
+                    except Exception as err:
                         out[case["name"]][dtype][name] = f"{type(err).__name__}: {err}"[:200]
                     print(case["name"], dtype, name, out[case["name"]][dtype][name],
                           file=sys.stderr)

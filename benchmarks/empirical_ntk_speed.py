@@ -28,7 +28,7 @@ import lazykit
 from lazykit._dtypes import precision
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks._empirical_cases import build  # noqa: E402
+from benchmarks._empirical_cases import build
 
 CASES = [
     {"name": "two-layer relu m=2048 n=500 d=100", "kind": "two_layer", "width": 2048,
@@ -78,8 +78,8 @@ def main() -> None:
             model = apply_fn.__self__
             x_np = np.asarray(x)
             times = {impl: median_seconds(
-                lambda impl=impl: np.asarray(lazykit.empirical_ntk(
-                    model, params, x_np, implementation=impl)), args.reps)
+                lambda impl=impl, model=model, params=params, x_np=x_np: np.asarray(
+                    lazykit.empirical_ntk(model, params, x_np, implementation=impl)), args.reps)
                 for impl in ("structured", "jacobian")}
             theirs = nt[case["name"]][dtype] if nt else {}
             jc = theirs.get("jacobian_contraction", float("nan"))
