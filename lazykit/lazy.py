@@ -197,6 +197,9 @@ def lazy_sweep(model, X, y, *, alphas, seeds=(0,), steps: int, lr: float, loss: 
 
 
 def _with_alpha(model, alpha, train_kwargs):
+    if not train_kwargs.get("tangent", True):
+        raise ValueError("lazy_sweep measures the deviation from the tangent model; "
+                         "tangent=False is not allowed.")
     if "alpha" in train_kwargs:
         raise ValueError("lazy_sweep sets alpha itself from alphas; remove alpha= from the "
                          "arguments.")

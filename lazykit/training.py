@@ -30,7 +30,7 @@ from lazykit.trajectory import TrajectoryRecord
 
 
 class TrainingDivergedError(FloatingPointError):
-    """Training produced a NaN or infinite loss (the learning rate is too large)."""
+    """A loss became NaN or infinite, or grew 1e8-fold: the learning rate is too large."""
 
 
 def _mse(out, y):
@@ -91,8 +91,9 @@ def train(model, X, y, *, loss: str = "mse", steps: int, lr: float | None = None
 
     Raises:
         ValueError: on bad arguments (alpha <= 0, mismatched X and y, ...).
-        TrainingDivergedError: when a loss becomes NaN or infinite; the message names
-            the step and suggests a smaller learning rate.
+        TrainingDivergedError: when a loss becomes NaN or infinite, or exceeds 1e8 times
+            its initial value; the message names the step and suggests a smaller
+            learning rate.
 
     Examples:
         >>> import numpy as np, lazykit
