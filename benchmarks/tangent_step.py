@@ -22,7 +22,7 @@ import numpy as np
 import lazykit
 from lazykit._dtypes import precision
 from lazykit._problem import make_problem
-from lazykit.training import _SGD, _batch_indices, _chunk_runner, _outputs
+from lazykit.training import _batch_indices, _chunk_runner, _outputs, default_optimizer
 
 CASES = [
     ("two-layer relu m=2048, n=500, d=100", lambda: lazykit.TwoLayer(2048, alpha=45.0), 500,
@@ -51,10 +51,11 @@ def step_seconds(model, n, d, *, batch_size, tangent, steps, reps, dtype):
         w0 = problem.params0
         x, yj = jnp.asarray(X, dtype), jnp.asarray(y, dtype)
         out0 = _outputs(problem.key)(w0, x)
-        state = _SGD.init(w0)
+        sgd = default_optimizer()
+        state = sgd.init(w0)
         state.hyperparams["learning_rate"] = jnp.asarray(1e-3, dtype)
         carry = (w0, w0, state, state)
-        runner = _chunk_runner(problem.key, "mse", _SGD, problem.center, tangent,
+        runner = _chunk_runner(problem.key, "mse", sgd, problem.center, tangent,
                                batch_size is not None)
         batches = _batch_indices(n, steps, batch_size, 0)
         alpha = jnp.asarray(problem.alpha, dtype)

@@ -87,7 +87,21 @@ def make_problem(model, input_dim: int, *, params=None, alpha=None, center=None,
                         f"apply_fn(params, x) or a pair (apply_fn, params); got {model!r}.")
     alpha = nonnegative_float(1.0 if alpha is None else alpha, "alpha", strict=True)
     params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params)
+    _check_input_dim(key, params, input_dim)
     return Problem(key, params, alpha, bool(center))
+
+
+def _check_input_dim(model, params, input_dim):
+    """Params of a lazykit model must have been made for inputs of ``input_dim`` features."""
+    if isinstance(model, TwoLayer):
+        got = params["a"].shape[1] - 1 if isinstance(params, dict) and "a" in params else None
+    elif isinstance(model, Network):
+        got = params[0]["W"].shape[0] if params and isinstance(params[0], dict) else None
+    else:
+        return
+    if got != input_dim:
+        raise ValueError(f"params do not fit the inputs: they were made for {got} features but "
+                         f"X has {input_dim}. Use model.init(seed, input_dim={input_dim}).")
 
 
 def output_of(problem: Problem, params, x, out0):

@@ -15,7 +15,6 @@ import dataclasses
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
 
 from lazykit._progress import Progress
 from lazykit.laziness import laziness
@@ -57,6 +56,8 @@ def fit_loglog_slope(x, y, confidence: float = 0.95) -> SlopeFit:
                          f"y; got x={x}, y={y}.")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1); got {confidence}.")
+    from scipy import stats  # imported here: scipy.stats takes a second to import
+
     lx, ly = np.log(x), np.log(y)
     fit = stats.linregress(lx, ly)
     slope, intercept = float(fit.slope), float(fit.intercept)

@@ -17,7 +17,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from lazykit._dtypes import precision, resolve_dtype
 from lazykit._problem import Problem, as_2d, kink_preactivations, make_problem, param_norm
@@ -42,9 +41,15 @@ def _logistic(out, y):
 
 
 LOSSES = {"mse": _mse, "logistic": _logistic}
-# Plain (S)GD with the learning rate in the optimizer state, so that one compiled
-# step serves every learning rate of a sweep.
-_SGD = optax.inject_hyperparams(optax.sgd)(learning_rate=1.0)
+
+
+@functools.cache
+def default_optimizer():
+    """Plain (S)GD with the learning rate in the optimizer state, so that one compiled step
+    serves every learning rate of a sweep (optax is imported on first use)."""
+    import optax
+
+    return optax.inject_hyperparams(optax.sgd)(learning_rate=1.0)
 
 
 def train(model, X, y, *, loss: str = "mse", steps: int, lr: float | None = None,
@@ -195,7 +200,7 @@ def _chunk_runner(key, loss, optimizer, center, tangent, batched):
 
             loss_w, grad = jax.value_and_grad(network)(w)
             updates, s = optimizer.update(grad, s, w)
-            w = optax.apply_updates(w, updates)
+            w = _apply_updates(w, updates)
             loss_t = jnp.zeros_like(loss_w)
             if tangent:
                 def linear(p):
@@ -208,12 +213,17 @@ def _chunk_runner(key, loss, optimizer, center, tangent, batched):
 
                 loss_t, grad = jax.value_and_grad(linear)(wbar)
                 updates, sbar = optimizer.update(grad, sbar, wbar)
-                wbar = optax.apply_updates(wbar, updates)
+                wbar = _apply_updates(wbar, updates)
             return (w, wbar, s, sbar), jnp.stack([loss_w, loss_t])
 
         return jax.lax.scan(body, carry, batches)
 
     return jax.jit(run)
+
+
+def _apply_updates(params, updates):
+    """optax.apply_updates: params + updates, in the parameters' dtype."""
+    return jax.tree_util.tree_map(lambda p, u: (p + u).astype(p.dtype), params, updates)
 
 
 @functools.lru_cache(maxsize=64)
@@ -276,7 +286,7 @@ def _run(problem, X, Y, test, *, loss, steps, lr_eff, lr_label, optimizer, batch
         raise ValueError(f"the model has {out0.shape[1]} output(s) but y has {y.shape[1]} "
                          "column(s).")
     alpha = jnp.asarray(problem.alpha, dtype)
-    opt = _SGD if optimizer is None else optimizer
+    opt = default_optimizer() if optimizer is None else optimizer
     state = opt.init(w0)
     if optimizer is None:
         state.hyperparams["learning_rate"] = jnp.asarray(lr_eff, dtype)

@@ -204,6 +204,11 @@ def test_bad_input_is_refused_with_clear_errors(data):
         lazykit.train(lambda p, x: net.apply(p, x), X, y, steps=1, lr=1.0)
     with pytest.raises(TypeError, match=r"model must be a lazykit\.TwoLayer"):
         lazykit.train("mlp", X, y, steps=1, lr=1.0)
+    with pytest.raises(ValueError, match="made for 2 features but X has 3"):
+        lazykit.train(model, X, y, steps=1, lr=1.0, params=model.init(0, 2))
+    with pytest.raises(ValueError, match="params were given twice"):
+        lazykit.train((net.apply, numpy_network_params(net, 3)), X, y, steps=1, lr=1.0,
+                      params=numpy_network_params(net, 3))
     with pytest.raises(ValueError, match="loss must be one of"):
         lazykit.train(model, X, y, steps=1, lr=1.0, loss="hinge")
 
