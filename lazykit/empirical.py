@@ -281,7 +281,9 @@ def _ntk_vector_products(fn, params, x1, x2, mode, per_example):
     """Columns J1 J2^T e_(j, b): a VJP of f(x2) then a JVP of f(x1), in chunks of x2 rows."""
     x2 = x1 if x2 is None else x2
     if mode == "diagonal":
-        return _diagonal_products(fn, params, x1, x2)
+        if per_example:
+            return _diagonal_products(fn, params, x1, x2)
+        return jnp.diagonal(_ntk_vector_products(fn, params, x1, x2, "trace", False))
 
     def f1(p):
         return _as_2d(fn(p, x1))

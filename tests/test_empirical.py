@@ -42,6 +42,10 @@ def test_implementations_agree(rng, name, mode):
                                     implementation=implementation)
         assert got.dtype == np.float64
         np.testing.assert_allclose(got, reference, rtol=1e-12, atol=1e-14 * abs(reference).max())
+    whole_batch = lazykit.empirical_ntk(lambda p, x: model.apply(p, x), params, x1, x2,
+                                        mode=mode, implementation="ntvp", per_example=False)
+    np.testing.assert_allclose(whole_batch, reference, rtol=1e-12,
+                               atol=1e-14 * abs(reference).max())
     if mode == "trace":  # the bound method takes the structured path too; x2=None means x1
         same = lazykit.empirical_ntk(model.apply, params, x1, mode=mode)
         np.testing.assert_allclose(same, empirical_ntk_generic(model, params, x1, None, mode),
