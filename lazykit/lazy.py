@@ -120,6 +120,13 @@ def lazy_sweep(model, X, y, *, alphas, seeds=(0,), steps: int, lr: float, loss: 
     Every run uses the same steps and learning rate: with R(alpha f) / alpha^2, the
     function alpha f then moves over the same time horizon whatever alpha.
 
+    What to expect (docs/lazy_training.md): the parameter movement falls like 1/alpha
+    for every model; the deviation falls like 1/alpha for smooth activations with an
+    independent initialization and centering (``TwoLayer(..., symmetric=False)``,
+    ``center=True``), like 1/alpha^2 for smooth activations with the symmetric
+    initialization (the second-order term cancels pair by pair), and only like about
+    alpha^(-1/2) for ReLU at practical widths (flipped activation patterns dominate).
+
     Args:
         model: a :class:`lazykit.TwoLayer` (its alpha is replaced by each value), a
             :class:`lazykit.Network` or an ``(apply_fn, params)`` pair (alpha passed to
