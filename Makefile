@@ -38,6 +38,8 @@ test: lint docs $(NT_VENV)/.installed
 
 bench: $(VENV)/.installed $(NT_VENV)/.installed
 	$(VENV)/bin/python benchmarks/kernel_speed.py --nt-python $(NT_VENV)/bin/python
+	$(VENV)/bin/python benchmarks/empirical_ntk_speed.py --nt-python $(NT_VENV)/bin/python
+	$(VENV)/bin/python benchmarks/tangent_step.py
 
 clean:
 	rm -rf $(VENV) $(NT_VENV) .pytest_cache .ruff_cache

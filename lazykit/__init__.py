@@ -32,7 +32,13 @@ from lazykit.interop.neural_tangents import NeuralTangentsKernel, to_neural_tang
 from lazykit.kernels.compute import InsufficientMemoryError
 from lazykit.kernels.monte_carlo import MonteCarloKernel, monte_carlo_kernel
 from lazykit.kernels.recursion import Kernel
+from lazykit.laziness import Laziness, laziness
+from lazykit.lazy import SlopeFit, SweepResult, fit_loglog_slope, lazy_sweep
+from lazykit.models import TwoLayer
 from lazykit.network import Dense, Network, mlp, serial
+from lazykit.tangent import linearize, taylor_expand
+from lazykit.training import TrainingDivergedError, train
+from lazykit.trajectory import TrajectoryRecord
 
 __version__ = "0.1.0"
 
@@ -74,6 +80,7 @@ __all__ = [
     "IllConditionedKernelWarning",
     "InsufficientMemoryError",
     "Kernel",
+    "Laziness",
     "LeakyRelu",
     "Monomial",
     "MonteCarloKernel",
@@ -90,12 +97,23 @@ __all__ = [
     "SigmoidLike",
     "Sign",
     "Sin",
+    "SlopeFit",
     "Step",
+    "SweepResult",
+    "TrainingDivergedError",
+    "TrajectoryRecord",
+    "TwoLayer",
     "__version__",
     "empirical_ntk",
+    "fit_loglog_slope",
     "get_activation",
+    "laziness",
+    "lazy_sweep",
+    "linearize",
     "mlp",
     "monte_carlo_kernel",
     "serial",
+    "taylor_expand",
     "to_neural_tangents",
+    "train",
 ]

@@ -1,54 +1,330 @@
 """Empirical (finite-width) neural tangent kernel of any ``apply_fn(params, x)``.
 
-Theta(x1, x2) = sum over parameters p of  d f(x1) / dp  (d f(x2) / dp)^T,
-with f the network's outputs. ``mode="trace"`` averages the output-output
-block over the outputs (the scalar kernel that converges to the analytic NTK),
-``mode="full"`` keeps it.
+Theta(x1, x2)[a, b] = sum over parameters p of  d f_a(x1) / dp  d f_b(x2) / dp,
+with f_a the a-th output. Three implementations give the same kernel:
+
+* ``"structured"`` (lazykit models only): a fully-connected layer z = s_w y W + s_b b
+  contributes (s_w^2 <y, y'> + s_b^2) <g, g'> with g = d f / d z, so the kernel
+  is a sum of Hadamard products of small Gram matrices and no Jacobian is ever
+  formed. For :class:`lazykit.TwoLayer` this is the closed form
+  (alpha/m)^2 [sigma(U) sigma(U')^T + ((c sigma'(U)) (c sigma'(U'))^T) * (X X'^T + 1)].
+* ``"jacobian"``: per-example Jacobians by reverse mode, then contracted.
+* ``"ntvp"``: NTK-vector products, J1 (J2^T v), in chunks of ``x2`` rows, which
+  bounds memory when the Jacobians do not fit.
+
+``"auto"`` picks structured for lazykit models, otherwise the Jacobian
+contraction when both Jacobians fit in a memory budget, else NTK-vector products.
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-MODES = ("trace", "full")
+from lazykit._dtypes import precision
 
-
-def _jacobian_contraction(apply_fn, params, x1, x2, mode: str):
-    def jac(x):
-        return jax.jacrev(lambda p: apply_fn(p, x))(params)
-
-    j1 = jac(x1)
-    j2 = j1 if x2 is None else jac(x2)
-
-    def contract(a, b):
-        a = a.reshape(a.shape[0], a.shape[1], -1)  # (n1, outputs, parameters)
-        b = b.reshape(b.shape[0], b.shape[1], -1)
-        if mode == "trace":
-            return jnp.einsum("iop,jop->ij", a, b) / a.shape[1]
-        return jnp.einsum("iop,jqp->ijoq", a, b)
-
-    return sum(jax.tree_util.tree_leaves(jax.tree_util.tree_map(contract, j1, j2)))
+MODES = ("full", "trace", "diagonal")
+IMPLEMENTATIONS = ("auto", "structured", "jacobian", "ntvp")
+# Bytes the Jacobian contraction may use before "auto" switches to NTK-vector products.
+JACOBIAN_BUDGET = 2 * 2**30
 
 
-def empirical_ntk(apply_fn, params, x1, x2=None, *, mode: str = "trace"):
-    """Finite-width NTK of ``apply_fn`` at ``params`` by Jacobian contraction.
+def empirical_ntk(apply_fn, params, x1, x2=None, *, mode: str = "trace",
+                  implementation: str = "auto", per_example: bool = True):
+    """Finite-width NTK of ``apply_fn`` at ``params``.
+
+    Mode semantics, with f of shape (n, o) (neural-tangents equivalents in brackets):
+
+    * ``"full"``: Theta[i, j, a, b], shape (n1, n2, o, o) [``trace_axes=()``].
+    * ``"trace"``: the mean over outputs, (1/o) sum_a Theta[i, j, a, a], shape
+      (n1, n2), the scalar kernel that converges to the analytic NTK
+      [``trace_axes=(-1,)``].
+    * ``"diagonal"``: the trace kernel of pairs (x1[i], x2[i]) only, shape (n1,)
+      [``trace_axes=(-1,), diagonal_axes=(0,)``].
 
     Args:
-        apply_fn: ``apply_fn(params, x) -> (n, n_outputs)``.
+        apply_fn: ``apply_fn(params, x) -> (n, o)`` (an output of shape (n,) counts
+            as o = 1), or a :class:`lazykit.TwoLayer` / :class:`lazykit.Network`
+            (or its bound ``apply``), which enables the structured implementation.
         params: a pytree of arrays.
-        x1: inputs, shape (n1, d).
-        x2: inputs, shape (n2, d); None means ``x1``.
-        mode: "trace" (n1, n2), the mean over outputs; "full" (n1, n2, o, o).
+        x1: inputs with a leading batch axis, (n1, ...).
+        x2: inputs (n2, ...); None means ``x1``.
+        mode: "trace" (default), "full" or "diagonal".
+        implementation: "auto", "structured", "jacobian" or "ntvp".
+        per_example: ``apply_fn`` treats the rows of ``x`` independently (no batch
+            statistics), so Jacobians are taken one example at a time. Set False
+            for functions that mix examples (slower, exact).
+
+    Returns:
+        A JAX array, in float64 if any input or parameter is float64 (computed in a
+        local x64 context; the global JAX configuration is untouched), else float32.
+        Works inside ``jax.jit`` and ``jax.vmap``.
 
     Examples:
-        >>> import jax.numpy as jnp, lazykit
-        >>> from lazykit.empirical import empirical_ntk
-        >>> net = lazykit.mlp(depth=1, width=64)
-        >>> params = net.init(0, input_dim=3)
-        >>> empirical_ntk(net.apply, params, jnp.ones((4, 3))).shape
-        (4, 4)
+        >>> import numpy as np, lazykit
+        >>> model = lazykit.TwoLayer(128, alpha=np.sqrt(128))
+        >>> params = model.init(0, input_dim=3, dtype="float64")
+        >>> x = np.random.default_rng(0).normal(size=(4, 3))
+        >>> k = lazykit.empirical_ntk(model.apply, params, x)
+        >>> k.shape, str(k.dtype)
+        ((4, 4), 'float64')
+        >>> j = lazykit.empirical_ntk(model.apply, params, x, implementation="jacobian")
+        >>> bool(np.allclose(k, j, rtol=1e-12))
+        True
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}.")
-    return _jacobian_contraction(apply_fn, params, x1, x2, mode)
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}; "
+                         f"got {implementation!r}.")
+    model = structured_model(apply_fn)
+    if implementation == "structured" and model is None:
+        raise ValueError("implementation='structured' needs a lazykit.TwoLayer or "
+                         f"lazykit.Network (or its .apply); got {apply_fn!r}. Use "
+                         "implementation='auto'.")
+    fn = model if model is not None else apply_fn
+    if not callable(fn) and model is None:
+        raise TypeError(f"apply_fn must be a function apply_fn(params, x) or a lazykit model; "
+                        f"got {apply_fn!r}.")
+    if mode == "diagonal" and x2 is not None and np.shape(x1)[0] != np.shape(x2)[0]:
+        raise ValueError(f"mode='diagonal' pairs x1[i] with x2[i], so x1 and x2 need the same "
+                         f"number of rows; got {np.shape(x1)[0]} and {np.shape(x2)[0]}.")
+    leaves = [*jax.tree_util.tree_leaves(params), x1, *(() if x2 is None else (x2,))]
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
+        if implementation == "auto":
+            implementation = _choose(model, fn, params, x1, x2, mode)
+        return _ntk(fn, params, x1, x2, mode, implementation, per_example)
+    wide = any(np.dtype(getattr(leaf, "dtype", np.float64)) == np.float64 for leaf in leaves)
+    dtype = np.float64 if wide else np.float32
+    with precision(dtype):
+        params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params)
+        x1 = jnp.asarray(x1, dtype)
+        x2 = None if x2 is None else jnp.asarray(x2, dtype)
+        if implementation == "auto":
+            implementation = _choose(model, fn, params, x1, x2, mode)
+        try:
+            hash(fn)
+        except TypeError:
+            return _ntk(fn, params, x1, x2, mode, implementation, per_example)
+        return _ntk_jit(fn, params, x1, x2, mode, implementation, per_example)
+
+
+def structured_model(apply_fn):
+    """The lazykit model behind ``apply_fn`` (a TwoLayer, a Network or their .apply), or None."""
+    from lazykit.models import TwoLayer
+    from lazykit.network import Network
+
+    model = apply_fn
+    if not isinstance(model, (TwoLayer, Network)):
+        model = getattr(apply_fn, "__self__", None)
+        if not isinstance(model, (TwoLayer, Network)):
+            return None
+        if getattr(apply_fn, "__func__", None) is not type(model).apply:
+            return None
+    return model
+
+
+def _choose(model, fn, params, x1, x2, mode) -> str:
+    if model is not None:
+        return "structured"
+    if mode == "diagonal":
+        return "jacobian"  # per-example Jacobians, one row at a time: n * o * P numbers
+    n_params = sum(int(np.prod(np.shape(p))) for p in jax.tree_util.tree_leaves(params))
+    out = jax.eval_shape(lambda p, x: fn(p, x[:1]), params, x1)
+    outputs = int(np.prod(out.shape[1:])) if out.ndim > 1 else 1
+    rows = np.shape(x1)[0] + (0 if x2 is None else np.shape(x2)[0])
+    return "jacobian" if rows * outputs * n_params * 8 <= _budget() else "ntvp"
+
+
+def _budget() -> int:
+    from lazykit.kernels.compute import available_memory
+
+    return int(min(JACOBIAN_BUDGET, 0.25 * available_memory()))
+
+
+def _as_2d(out):
+    return out[:, None] if out.ndim == 1 else out.reshape(out.shape[0], -1)
+
+
+def _ntk(fn, params, x1, x2, mode, implementation, per_example):
+    if implementation == "structured":
+        return _structured(fn, params, x1, x2, mode)
+    fn = fn if structured_model(fn) is None else fn.apply
+    if implementation == "jacobian":
+        return _jacobian_contraction(fn, params, x1, x2, mode, per_example)
+    return _ntk_vector_products(fn, params, x1, x2, mode, per_example)
+
+
+_ntk_jit = jax.jit(_ntk, static_argnums=(0, 4, 5, 6))
+
+
+# Structured (closed-form) implementation -------------------------------------------------
+
+def _structured(model, params, x1, x2, mode):
+    """Sum over layers of (s_w^2 <y, y'> + s_b^2) * <g, g'> (module docstring)."""
+    feats1 = layer_features(model, params, x1)
+    feats2 = feats1 if x2 is None else layer_features(model, params, x2)
+    total = 0.0
+    for (y1, g1, sw2, sb2), (y2, g2, _, _) in zip(feats1, feats2, strict=True):
+        outputs = g1.shape[0]
+        if mode == "diagonal":
+            k = sw2 * jnp.sum(y1 * y2, axis=1) + sb2
+            gg = jnp.einsum("ain,ain->i", g1, g2) / outputs
+        elif mode == "trace":
+            k = sw2 * (y1 @ y2.T) + sb2
+            # One output: a plain matmul (the einsum would transpose (1, n, N) first).
+            gg = g1[0] @ g2[0].T if outputs == 1 else jnp.einsum("ain,ajn->ij", g1, g2) / outputs
+        else:
+            k = (sw2 * (y1 @ y2.T) + sb2)[:, :, None, None]
+            gg = jnp.einsum("ain,bjn->ijab", g1, g2)
+        total = total + k * gg
+    return total
+
+
+def layer_features(model, params, x):
+    """Per trainable layer: (inputs y (n, N_in), output gradients g (o, n, N_out), s_w^2, s_b^2).
+
+    For :class:`lazykit.TwoLayer` the gradients are written out; for a
+    :class:`lazykit.Network` they come from one backward pass per output, through
+    zero perturbations added to each Dense layer's output.
+    """
+    from lazykit.models import TwoLayer
+
+    if isinstance(model, TwoLayer):
+        u = model.preactivations(params, x)
+        hidden, slope = _value_and_slope(model.activation, u)
+        scale = model.alpha / model.width
+        g_a = (scale * params["c"] * slope)[None]
+        g_c = jnp.full((1, x.shape[0], 1), scale, u.dtype)
+        return [(x, g_a, 1.0, 1.0), (hidden, g_c, 1.0, 0.0)]
+    return _network_features(model, params, x)
+
+
+def _value_and_slope(activation, u):
+    """sigma(u) and sigma'(u); ReLU-like activations get their slope without autodiff."""
+    from lazykit.activations import ABRelu
+
+    if isinstance(activation, ABRelu):
+        return activation(u), jnp.where(u > 0, activation.b, activation.a).astype(u.dtype)
+    return jax.jvp(activation, (u,), (jnp.ones_like(u),))
+
+
+def _network_features(network, params, x):
+    from lazykit.network import Dense
+
+    dense = [(i, layer) for i, layer in enumerate(network.layers) if isinstance(layer, Dense)]
+
+    def forward(perturbations):
+        h, inputs, k = x, [], 0
+        for layer, layer_params in zip(network.layers, params, strict=True):
+            if isinstance(layer, Dense):
+                inputs.append(h)
+                h = layer.apply(layer_params, h) + perturbations[k]
+                k += 1
+            else:
+                h = layer.apply(layer_params, h)
+        return h, inputs
+
+    zeros = [jnp.zeros((x.shape[0], layer.out_dim), x.dtype) for _, layer in dense]
+    out, vjp_fn, inputs = jax.vjp(forward, zeros, has_aux=True)
+    outputs = out.shape[1]
+    basis = jnp.broadcast_to(jnp.eye(outputs, dtype=out.dtype)[:, None, :],
+                             (outputs, *out.shape))
+    (grads,) = jax.vmap(vjp_fn)(basis)  # per layer (o, n, N_out)
+    features = []
+    for (_, layer), y, g in zip(dense, inputs, grads, strict=True):
+        has_bias = layer.b_std is not None
+        if layer.parameterization == "ntk":
+            sw2 = layer.W_std**2 / y.shape[1]
+            sb2 = layer.b_std**2 if has_bias else 0.0
+        else:
+            sw2, sb2 = 1.0, 1.0 if has_bias else 0.0
+        features.append((y, g, sw2, sb2))
+    return features
+
+
+# Jacobian contraction ---------------------------------------------------------------------
+
+def _jacobians(fn, params, x, per_example):
+    """Leaves of shape (n, o, P_leaf)."""
+    if per_example:
+        def one(p, xi):
+            return _as_2d(fn(p, xi[None]))[0]
+
+        jac = jax.vmap(jax.jacrev(one), in_axes=(None, 0))(params, x)
+    else:
+        jac = jax.jacrev(lambda p: _as_2d(fn(p, x)))(params)
+    return [j.reshape(j.shape[0], j.shape[1], -1) for j in jax.tree_util.tree_leaves(jac)]
+
+
+def _contract(a, b, mode):
+    outputs = a.shape[1]
+    if mode == "diagonal":
+        return jnp.einsum("iap,iap->i", a, b) / outputs
+    if mode == "trace":
+        return jnp.einsum("iap,jap->ij", a, b) / outputs
+    return jnp.einsum("iap,jbp->ijab", a, b)
+
+
+def _jacobian_contraction(fn, params, x1, x2, mode, per_example):
+    j1 = _jacobians(fn, params, x1, per_example)
+    j2 = j1 if x2 is None else _jacobians(fn, params, x2, per_example)
+    return functools.reduce(jnp.add, [_contract(a, b, mode) for a, b in zip(j1, j2, strict=True)])
+
+
+# NTK-vector products ---------------------------------------------------------------------
+
+def _ntk_vector_products(fn, params, x1, x2, mode, per_example):
+    """Columns J1 J2^T e_(j, b): a VJP of f(x2) then a JVP of f(x1), in chunks of x2 rows."""
+    x2 = x1 if x2 is None else x2
+    if mode == "diagonal":
+        if per_example:
+            return _diagonal_products(fn, params, x1, x2)
+        return jnp.diagonal(_ntk_vector_products(fn, params, x1, x2, "trace", False))
+
+    def f1(p):
+        return _as_2d(fn(p, x1))
+
+    if per_example:
+        def vjp_row(xj, cotangent):  # gradient of <cotangent, f(x2[j])>
+            return jax.vjp(lambda p: _as_2d(fn(p, xj[None]))[0], params)[1](cotangent)[0]
+    else:
+        _, vjp2 = jax.vjp(lambda p: _as_2d(fn(p, x2)), params)
+
+    out_shape = jax.eval_shape(lambda p: _as_2d(fn(p, x2[:1])), params).shape
+    outputs = out_shape[1]
+    eye = jnp.eye(outputs, dtype=x1.dtype)
+
+    def column_block(j):
+        """Theta[:, j, :, :] (n1, o, o): all outputs b of x2 row j."""
+        if per_example:
+            vectors = jax.vmap(lambda e: vjp_row(x2[j], e))(eye)
+        else:
+            cot = jnp.zeros((outputs, x2.shape[0], outputs), x1.dtype).at[:, j, :].set(eye)
+            vectors = jax.vmap(lambda c: vjp2(c)[0])(cot)
+        cols = jax.vmap(lambda v: jax.jvp(f1, (params,), (v,))[1])(vectors)  # (b, n1, a)
+        return jnp.transpose(cols, (1, 2, 0))
+
+    n_params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(params))
+    per_row = outputs * (n_params + x1.shape[0] * outputs) * x1.dtype.itemsize
+    chunk = int(max(1, min(x2.shape[0], _budget() // max(per_row, 1))))
+    blocks = jax.lax.map(column_block, jnp.arange(x2.shape[0]), batch_size=chunk)
+    full = jnp.transpose(blocks, (1, 0, 2, 3))  # (n1, n2, a, b)
+    if mode == "trace":
+        return jnp.einsum("ijaa->ij", full) / outputs
+    return full
+
+
+def _diagonal_products(fn, params, x1, x2):
+    def one(xi, xj):
+        fi = lambda p: _as_2d(fn(p, xi[None]))[0]  # noqa: E731
+        out, vjp_fn = jax.vjp(lambda p: _as_2d(fn(p, xj[None]))[0], params)
+        eye = jnp.eye(out.shape[0], dtype=out.dtype)
+        vectors = jax.vmap(lambda e: vjp_fn(e)[0])(eye)
+        cols = jax.vmap(lambda v: jax.jvp(fi, (params,), (v,))[1])(vectors)  # (b, a)
+        return jnp.trace(cols) / out.shape[0]
+
+    return jax.vmap(one)(x1, x2)
