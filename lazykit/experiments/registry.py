@@ -31,9 +31,24 @@ class Experiment:
 
 EXPERIMENTS = {
     e.name: e for e in (
+        Experiment("kernel_vs_network", "kernel_vs_network",
+                   "Finite networks of growing width and output scale, trained by gradient "
+                   "descent, next to the analytic NTK and NNGP regressors."),
+        Experiment("lazy_vs_active", "lazy_vs_active",
+                   "Chizat & Bach 2019: test loss and neuron trajectories of a two-layer ReLU "
+                   "student against its initialization scale tau."),
+        Experiment("mean_field_convergence", "mean_field_convergence",
+                   "Chizat & Bach 2018: population loss at convergence against width for "
+                   "trained two-layer nets, next to random features of the same width."),
+        Experiment("regimes", "regimes",
+                   "Ghorbani, Mei, Misiakiewicz, Montanari 2019: random features vs neural "
+                   "tangent vs trained network with quadratic activation, against N/d."),
         Experiment("spline_1d", "spline_1d",
                    "Heiss, Teichmann, Wutte 2019: a wide ReLU net with a random fixed first layer "
                    "and ridge on the last converges to a cubic smoothing spline."),
+        Experiment("implicit_bias", "implicit_bias",
+                   "Chizat & Bach 2020: logistic loss without regularization, both layers "
+                   "(F1 max-margin) vs output layer only (RKHS max-margin)."),
     )
 }
 
@@ -51,8 +66,8 @@ def run(name: str, setting: str = "quick", seed: int = 0, progress=None):
 
     Examples:
         >>> from lazykit import experiments
-        >>> sorted(experiments.EXPERIMENTS)[:1]
-        ['spline_1d']
+        >>> "spline_1d" in experiments.EXPERIMENTS
+        True
     """
     if setting not in SETTINGS:
         raise ValueError(f"setting must be one of {SETTINGS}; got {setting!r}.")
