@@ -168,6 +168,8 @@ def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResul
         >>> result.findings["spearman_end"] > 0  # doctest: +SKIP
         True
     """
+    if setting not in SETTINGS:
+        raise ValueError(f"setting must be one of {tuple(SETTINGS)}; got {setting!r}.")
     cfg = SETTINGS[setting]
     say = progress or (lambda message: None)
     taus = list(cfg["taus"])

@@ -18,10 +18,12 @@ covariance (a_i . a_j, |a_i|^2, |a_j|^2), the same closed forms as lazykit's
 NNGP), is exact: no sampling error, and gradient descent on it is the particle
 discretization of the Wasserstein gradient flow that the paper studies.
 
-Trained net: neurons start at a_j uniform on the unit sphere, c_j = 0
-(f(w_0) = 0, no kernel part), and take ``steps`` gradient steps of size
-lr = m * eta (the mean-field scaling: each neuron moves at a width-independent
-speed). Random features of the same width: the a_j stay at their
+Trained net: neurons start as the paper's theorems ask, spread over every
+direction: for ReLU (2-homogeneous) (a_j, c_j) uniform on the unit sphere of
+R^(d+1); for the sigmoid (homogeneous in c only) a_j ~ N(0, I_d) and c_j = 0
+(with a_j on a sphere and c_j = 0, some sigmoid runs stalled on plateaus). They
+take ``steps`` gradient steps of size lr = m * eta (the mean-field scaling: each
+neuron moves at a width-independent speed). Random features of the same width: the a_j stay at their
 initialization and c takes its optimal value, c / m = K_ss^+ K_st v, with
 population loss (v^T K_tt v - v^T K_ts K_ss^+ K_st v) / 2.
 
@@ -83,20 +85,36 @@ def dual_kernel(activation, a1, a2):
     return activation.dual(k12, k11, k22)[0]
 
 
-ACTIVATIONS = {"relu": dict(kernel=relu_kernel, teacher_norm=1.0, eta=0.2),
+def sphere_init(rng, width: int, dim: int):
+    """Neurons (a_j, c_j) uniform on the unit sphere of R^(d+1): covers every direction,
+    the condition of the paper's theorem for 2-homogeneous units (ReLU)."""
+    start = rng.standard_normal((width, dim + 1))
+    start /= np.linalg.norm(start, axis=1, keepdims=True)
+    return start[:, :-1], start[:, -1]
+
+
+def gaussian_init(rng, width: int, dim: int):
+    """a_j ~ N(0, I_d) and c_j = 0: full support in a, the theorem's condition for
+    units that are homogeneous in c only (sigmoid)."""
+    return rng.standard_normal((width, dim)), np.zeros(width)
+
+
+# eta, tried on two teachers: ReLU 0.2 (at 1 the loss stalls near 2e-2, at 5 it diverges);
+# sigmoid 1 (at 0.2 it is 5-10x slower, at 3 the loss oscillates at width 8).
+ACTIVATIONS = {"relu": dict(kernel=relu_kernel, teacher_norm=1.0, eta=0.2, init=sphere_init),
                # Norm 3: the teacher's sigmoids work in their nonlinear range (with unit
                # norms they are nearly linear on Gaussian inputs, an easy target for any model).
                "sigmoid": dict(kernel=functools.partial(dual_kernel,
                                                         get_activation("sigmoid_like")),
-                               teacher_norm=3.0, eta=1.0)}
+                               teacher_norm=3.0, eta=1.0, init=gaussian_init)}
 
 # Widths in one group are padded to the group's largest and trained in one batch.
 SETTINGS = {
     "quick": dict(dim=10, teacher_width=5, width_groups=((4, 8, 16, 64),), seeds=2,
-                  steps=3000, init_scale=1.0, record_every=100),
+                  steps=3000, record_every=100),
     "full": dict(dim=10, teacher_width=5,
                  width_groups=((4, 8, 16, 32), (64,), (128,), (256,), (512,)), seeds=3,
-                 steps=10000, init_scale=1.0, record_every=200),
+                 steps=10000, record_every=200),
 }
 
 
@@ -177,6 +195,8 @@ def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResul
         0.0
         >>> result = mf.run("quick", seed=0)  # doctest: +SKIP
     """
+    if setting not in SETTINGS:
+        raise ValueError(f"setting must be one of {tuple(SETTINGS)}; got {setting!r}.")
     cfg = SETTINGS[setting]
     say = progress or (lambda message: None)
     rows, curves = [], []
@@ -206,9 +226,8 @@ def _train_group(cfg, spec, teachers, widths, seed):
     a, c, live = np.zeros((len(runs), size, dim)), np.zeros((len(runs), size)), np.zeros(
         (len(runs), size))
     for r, (width, s) in enumerate(runs):
-        start = np.random.default_rng([seed, s, width]).standard_normal((size, dim + 1))
-        start *= cfg["init_scale"] / np.linalg.norm(start, axis=1, keepdims=True)
-        a[r], c[r, :width], live[r, :width] = start[:, :-1], start[:width, -1], 1.0
+        a[r], start_c = spec["init"](np.random.default_rng([seed, s, width]), size, dim)
+        c[r, :width], live[r, :width] = start_c[:width], 1.0
     with precision("float64"):
         _, losses, random_features, nulls = train_mean_field(
             spec["kernel"], jnp.asarray(a), jnp.asarray(c), jnp.asarray(live),
@@ -242,6 +261,7 @@ def _summarize(rows):
                 values = np.array([r[key] for r in group])
                 entry[key] = float(np.exp(np.mean(np.log(np.maximum(values, 1e-300)))))
                 entry[key + "_max"] = float(values.max())
+            entry["late_decrease_min"] = min(r["late_decrease"] for r in group)
             summary.append(entry)
     return summary
 
@@ -258,4 +278,59 @@ def _findings(summary, cfg):
             r["random_features_relative"] for r in rows)
         findings[f"{act_name}_gap_widest"] = (rows[-1]["random_features_relative"]
                                               / rows[-1]["trained_relative"])
+        findings[f"{act_name}_trained_narrowest"] = rows[0]["trained_relative"]
+        # Loss ratio over the last 10% of the steps: still falling (> 1) or stalled (1).
+        findings[f"{act_name}_late_decrease_narrowest"] = rows[0]["late_decrease_min"]
+        findings[f"{act_name}_late_decrease_wide_min"] = min(r["late_decrease_min"]
+                                                             for r in wide)
     return findings
+
+
+def plot(result: ExperimentResult) -> dict:
+    """Two figures: loss at the end of training against width, and the learning curves."""
+    import matplotlib.pyplot as plt
+
+    figures = {}
+    cfg = result.settings
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    for ax, act_name in zip(axes, ACTIVATIONS, strict=True):
+        summary = [r for r in result.tables["summary"] if r["activation"] == act_name]
+        runs = [r for r in result.tables["runs"] if r["activation"] == act_name]
+        widths = [r["width"] for r in summary]
+        for key, color, label in (
+                ("trained_relative", "C3", "trained net (mean-field gradient descent)"),
+                ("random_features_relative", "C0", "random features, optimal output layer")):
+            ax.plot(widths, [r[key] for r in summary], "o-", color=color, lw=2, label=label)
+            ax.scatter([r["width"] for r in runs], [r[key] for r in runs], s=10, color=color,
+                       alpha=0.4)
+        ax.axvline(cfg["teacher_width"], color="0.5", ls="--", lw=1,
+                   label=f"teacher width m0 = {cfg['teacher_width']}")
+        ax.set(xscale="log", yscale="log", xlabel="student width m",
+               title=f"{act_name} (teacher norm {ACTIVATIONS[act_name]['teacher_norm']:g})")
+        ax.set_xticks(widths, [str(w) for w in widths])
+        ax.minorticks_off()
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("population loss / loss of f = 0")
+    fig.suptitle(f"Population loss after {cfg['steps']} steps (d = {cfg['dim']}, Gaussian "
+                 f"inputs; lines: geometric mean of {cfg['seeds']} teachers, dots: runs)")
+    fig.tight_layout()
+    figures["loss_vs_width"] = fig
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    curves = result.tables["learning_curves"]
+    for ax, act_name in zip(axes, ACTIVATIONS, strict=True):
+        mine = [r for r in curves if r["activation"] == act_name]
+        widths = sorted({r["width"] for r in mine})
+        colors = plt.cm.viridis(np.linspace(0, 0.9, len(widths)))
+        for width, color in zip(widths, colors, strict=True):
+            pts = [r for r in mine if r["width"] == width and r["step"] > 0]
+            null = next(r["loss"] for r in mine if r["width"] == width and r["step"] == 0)
+            ax.plot([p["step"] for p in pts], [p["loss"] / null for p in pts], color=color,
+                    label=f"m = {width}")
+        ax.set(xscale="log", yscale="log", xlabel="gradient-descent steps",
+               title=f"{act_name}: training curves (first teacher)")
+        ax.legend(fontsize=8, ncol=2)
+    axes[0].set_ylabel("population loss / loss of f = 0")
+    fig.tight_layout()
+    figures["learning_curves"] = fig
+    return figures
