@@ -47,8 +47,8 @@ SETTINGS = {
                   picture=dict(dim=2, n_train=15, width=16, taus=(0.05, 10.0), eta=1.0,
                                steps=4000, record_every=10)),
     "full": dict(dim=100, teacher_width=3, n_train=1000, n_test=1000, width=50,
-                 taus=tuple(float(t) for t in np.round(np.logspace(-2, 1, 13), 4)), seeds=5,
-                 steps=10000, record_every=10, eta=10.0,
+                 taus=tuple(float(t) for t in np.round(np.logspace(-2, 1, 13), 4)), seeds=4,
+                 steps=5000, record_every=10, eta=10.0,
                  picture=dict(dim=2, n_train=15, width=16, taus=(0.05, 10.0), eta=1.0,
                               steps=20000, record_every=10)),
 }

@@ -118,6 +118,7 @@ SETTINGS = {
 }
 
 
+@functools.partial(jax.jit, static_argnames="kernel")
 def population_loss(kernel, a, c, teacher, teacher_weights, live=None):
     """E (f(x) - y(x))^2 / 2 in closed form (module docstring); ``kernel`` as relu_kernel.
 
@@ -132,6 +133,7 @@ def population_loss(kernel, a, c, teacher, teacher_weights, live=None):
     return 0.5 * (fit - 2.0 * cross + target)
 
 
+@functools.partial(jax.jit, static_argnames="kernel")
 def random_feature_loss(kernel, a, teacher, teacher_weights, live=None):
     """Population loss of the best output layer on the frozen features a (pseudo-inverse)."""
     live = jnp.ones(a.shape[0], a.dtype) if live is None else live
