@@ -45,6 +45,7 @@ from lazykit._dtypes import precision
 from lazykit.activations import get_activation
 from lazykit.experiments.results import ExperimentResult
 
+
 def _relu_kernel_parts(a1, a2):
     n1, n2 = jnp.linalg.norm(a1, axis=1), jnp.linalg.norm(a2, axis=1)
     dots = a1 @ a2.T
@@ -248,8 +249,7 @@ def _train_group(cfg, spec, teachers, widths, seed):
                    trained_relative=final / null, random_features_relative=rf / null,
                    late_decrease=float(run_losses[-len(run_losses) // 10 - 1] / final))
         steps = cfg["record_every"] * np.arange(1, len(run_losses) + 1)
-        out.append((row, [(0, null)] + list(zip(steps.tolist(), run_losses.tolist(),
-                                                strict=True))))
+        out.append((row, [(0, null), *zip(steps.tolist(), run_losses.tolist(), strict=True)]))
     return runs, out
 
 
