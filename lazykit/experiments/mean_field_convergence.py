@@ -114,7 +114,7 @@ SETTINGS = {
     "quick": dict(dim=10, teacher_width=5, width_groups=((4, 8, 16, 64),), seeds=2,
                   steps=3000, record_every=100),
     "full": dict(dim=10, teacher_width=5,
-                 width_groups=((4, 8, 16, 32), (64,), (128,), (256,), (512,)), seeds=3,
+                 width_groups=((4, 8, 16, 32), (64,), (128,), (256,)), seeds=3,
                  steps=10000, record_every=200),
 }
 
