@@ -1,0 +1,338 @@
+"""Global convergence of wide two-layer nets in the mean-field regime (Chizat and Bach 2018).
+
+Teacher-student on Gaussian inputs x ~ N(0, I_d): the teacher is
+y(x) = sum_k v_k sigma(a*_k . x) with m0 neurons of norm ``teacher_norm`` and
+output weights v_k = +-1; the student is
+
+    f(w, x) = (1/m) sum_j c_j sigma(a_j . x)          (alpha = 1, no bias),
+
+for sigma = ReLU and a sigmoid (lazykit's ``sigmoid_like``, 1/2 + erf(x / 2.402)/2,
+an erf fit of the logistic sigmoid, which has a closed-form Gaussian dual). Because
+the inputs are Gaussian, the population loss
+
+    L(w) = E (f(x) - y(x))^2 / 2
+         = (c^T K_ss c / m^2 - 2 c^T K_st v / m + v^T K_tt v) / 2,
+
+with K[i, j] = E sigma(a_i . x) sigma(a_j . x) (the activation's Gaussian dual at
+covariance (a_i . a_j, |a_i|^2, |a_j|^2), the same closed forms as lazykit's
+NNGP), is exact: no sampling error, and gradient descent on it is the particle
+discretization of the Wasserstein gradient flow that the paper studies.
+
+Trained net: neurons start as the paper's theorems ask, spread over every
+direction: for ReLU (2-homogeneous) (a_j, c_j) uniform on the unit sphere of
+R^(d+1); for the sigmoid (homogeneous in c only) a_j ~ N(0, I_d) and c_j = 0
+(with a_j on a sphere and c_j = 0, some sigmoid runs stalled on plateaus). They
+take ``steps`` gradient steps of size lr = m * eta (the mean-field scaling: each
+neuron moves at a width-independent speed). Random features of the same width: the a_j stay at their
+initialization and c takes its optimal value, c / m = K_ss^+ K_st v, with
+population loss (v^T K_tt v - v^T K_ts K_ss^+ K_st v) / 2.
+
+Expected (the paper's Fig. 3): once m exceeds m0 by a margin, the trained net's
+loss at convergence drops to the optimization floor (the loss after the step
+budget, near 0: the problem is realizable), while random features stay far
+above it, their error decreasing only slowly with m.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lazykit._dtypes import precision
+from lazykit.activations import get_activation
+from lazykit.experiments.results import ExperimentResult
+
+
+def _relu_kernel_parts(a1, a2):
+    n1, n2 = jnp.linalg.norm(a1, axis=1), jnp.linalg.norm(a2, axis=1)
+    dots = a1 @ a2.T
+    theta = jnp.arccos(jnp.clip(dots / (n1[:, None] * n2[None, :]), -1.0, 1.0))
+    sin = jnp.sin(theta)
+    value = (n1[:, None] * n2[None, :] * sin + (jnp.pi - theta) * dots) / (2 * jnp.pi)
+    return value, n1, n2, theta, sin
+
+
+@jax.custom_jvp
+def relu_kernel(a1, a2):
+    """E relu(a1_i . x) relu(a2_j . x) for x ~ N(0, I) (rows of nonzero norm).
+
+    The arc-cosine kernel (|a1_i| |a2_j| sin theta + (pi - theta) a1_i . a2_j) / (2 pi),
+    theta the angle. Its derivative in a1_i, ((pi - theta) a2_j + |a2_j| sin theta
+    a1_i / |a1_i|) / (2 pi), is written out (custom JVP): the chain rule through
+    arccos is 0 * inf at theta = 0, and the short expression compiles faster than
+    the general Gaussian dual.
+    """
+    return _relu_kernel_parts(a1, a2)[0]
+
+
+@relu_kernel.defjvp
+def _relu_kernel_jvp(primals, tangents):
+    (a1, a2), (t1, t2) = primals, tangents
+    value, n1, n2, theta, sin = _relu_kernel_parts(a1, a2)
+    radial1, radial2 = jnp.sum(t1 * a1, 1) / n1, jnp.sum(t2 * a2, 1) / n2
+    change = ((jnp.pi - theta) * (t1 @ a2.T + a1 @ t2.T)
+              + sin * (radial1[:, None] * n2[None, :] + n1[:, None] * radial2[None, :]))
+    return value, change / (2 * jnp.pi)
+
+
+def dual_kernel(activation, a1, a2):
+    """E sigma(a1_i . x) sigma(a2_j . x) for x ~ N(0, I) from the activation's Gaussian dual."""
+    k12 = a1 @ a2.T
+    k11 = jnp.sum(a1**2, axis=1)[:, None]
+    k22 = jnp.sum(a2**2, axis=1)[None, :]
+    return activation.dual(k12, k11, k22)[0]
+
+
+def sphere_init(rng, width: int, dim: int):
+    """Neurons (a_j, c_j) uniform on the unit sphere of R^(d+1): covers every direction,
+    the condition of the paper's theorem for 2-homogeneous units (ReLU)."""
+    start = rng.standard_normal((width, dim + 1))
+    start /= np.linalg.norm(start, axis=1, keepdims=True)
+    return start[:, :-1], start[:, -1]
+
+
+def gaussian_init(rng, width: int, dim: int):
+    """a_j ~ N(0, I_d) and c_j = 0: full support in a, the theorem's condition for
+    units that are homogeneous in c only (sigmoid)."""
+    return rng.standard_normal((width, dim)), np.zeros(width)
+
+
+# eta, tried on two teachers: ReLU 0.2 (at 1 the loss stalls near 2e-2, at 5 it diverges);
+# sigmoid 1 (at 0.2 it is 5-10x slower, at 3 the loss oscillates at width 8).
+ACTIVATIONS = {"relu": dict(kernel=relu_kernel, teacher_norm=1.0, eta=0.2, init=sphere_init),
+               # Norm 3: the teacher's sigmoids work in their nonlinear range (with unit
+               # norms they are nearly linear on Gaussian inputs, an easy target for any model).
+               "sigmoid": dict(kernel=functools.partial(dual_kernel,
+                                                        get_activation("sigmoid_like")),
+                               teacher_norm=3.0, eta=1.0, init=gaussian_init)}
+
+# Widths in one group are padded to the group's largest and trained in one batch.
+SETTINGS = {
+    "quick": dict(dim=10, teacher_width=5, width_groups=((4, 8, 16, 64),), seeds=2,
+                  steps=3000, record_every=100),
+    "full": dict(dim=10, teacher_width=5,
+                 width_groups=((4, 8, 16, 32), (64,), (128,), (256,)), seeds=3,
+                 steps=10000, record_every=200),
+}
+
+
+@functools.partial(jax.jit, static_argnames="kernel")
+def population_loss(kernel, a, c, teacher, teacher_weights, live=None):
+    """E (f(x) - y(x))^2 / 2 in closed form (module docstring); ``kernel`` as relu_kernel.
+
+    ``live`` (0/1 per neuron, default all 1) pads a student to a common size: dead
+    neurons are left out of f and of the 1/m, and receive zero gradients.
+    """
+    live = jnp.ones_like(c) if live is None else live
+    weights = c * live / jnp.sum(live)
+    fit = weights @ kernel(a, a) @ weights
+    cross = weights @ kernel(a, teacher) @ teacher_weights
+    target = teacher_weights @ kernel(teacher, teacher) @ teacher_weights
+    return 0.5 * (fit - 2.0 * cross + target)
+
+
+@functools.partial(jax.jit, static_argnames="kernel")
+def random_feature_loss(kernel, a, teacher, teacher_weights, live=None):
+    """Population loss of the best output layer on the frozen features a (pseudo-inverse)."""
+    live = jnp.ones(a.shape[0], a.dtype) if live is None else live
+    gram = kernel(a, a) * jnp.outer(live, live) + jnp.diag(1.0 - live)  # dead: decoupled
+    k_st = live * (kernel(a, teacher) @ teacher_weights)
+    target = teacher_weights @ kernel(teacher, teacher) @ teacher_weights
+    eigenvalues, vectors = jnp.linalg.eigh(gram)
+    keep = eigenvalues > 1e-12 * eigenvalues[-1]
+    projected = vectors.T @ k_st
+    explained = jnp.sum(jnp.where(keep, projected**2 / jnp.where(keep, eigenvalues, 1.0), 0.0))
+    return jnp.maximum(0.5 * (target - explained), 0.0)
+
+
+@functools.partial(jax.jit, static_argnames=("kernel", "steps", "record_every"))
+def train_mean_field(kernel, a, c, live, teacher, teacher_weights, lr, *, steps,
+                     record_every):
+    """Gradient descent on the population loss for a batch of runs (leading axis of
+    every argument, ``lr`` included).
+
+    Returns the final (a, c), the losses every ``record_every`` steps, shape
+    (runs, steps // record_every), the random-feature losses at the initial a
+    and the losses of f = 0, shape (runs,).
+    """
+    def one(a, c, live, teacher, teacher_weights, lr):
+        loss = functools.partial(population_loss, kernel, teacher=teacher,
+                                 teacher_weights=teacher_weights, live=live)
+        grad = jax.grad(loss, argnums=(0, 1))
+
+        def step(params, _):
+            g_a, g_c = grad(*params)
+            return (params[0] - lr * g_a, params[1] - lr * g_c), None
+
+        def chunk(params, _):
+            params = jax.lax.scan(step, params, None, length=record_every)[0]
+            return params, loss(*params)
+
+        end, losses = jax.lax.scan(chunk, (a, c), None, length=steps // record_every)
+        random_features = random_feature_loss(kernel, a, teacher, teacher_weights, live)
+        null = 0.5 * teacher_weights @ kernel(teacher, teacher) @ teacher_weights
+        return end, losses, random_features, null
+
+    return jax.vmap(one)(a, c, live, teacher, teacher_weights, lr)
+
+
+def teacher_network(rng, dim: int, width: int, norm: float):
+    """Teacher neurons of norm ``norm`` (rows) and output weights +-1."""
+    neurons = rng.standard_normal((width, dim))
+    neurons *= norm / np.linalg.norm(neurons, axis=1, keepdims=True)
+    return neurons, rng.choice([-1.0, 1.0], size=width)
+
+
+def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResult:
+    """Population loss against width: mean-field gradient descent vs random features.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from lazykit.experiments import mean_field_convergence as mf
+        >>> teacher = jnp.eye(2)  # two neurons; a student of the same neurons, c = m v
+        >>> float(mf.population_loss(mf.relu_kernel, teacher, 2 * jnp.ones(2), teacher,
+        ...                          jnp.ones(2)))
+        0.0
+        >>> result = mf.run("quick", seed=0)  # doctest: +SKIP
+    """
+    if setting not in SETTINGS:
+        raise ValueError(f"setting must be one of {tuple(SETTINGS)}; got {setting!r}.")
+    cfg = SETTINGS[setting]
+    say = progress or (lambda message: None)
+    rows, curves = [], []
+    for act_name, spec in ACTIVATIONS.items():
+        teachers = [teacher_network(np.random.default_rng([seed, s]), cfg["dim"],
+                                    cfg["teacher_width"], spec["teacher_norm"])
+                    for s in range(cfg["seeds"])]
+        for widths in cfg["width_groups"]:
+            runs, results = _train_group(cfg, spec, teachers, widths, seed)
+            for (width, s), (row, curve) in zip(runs, results, strict=True):
+                rows.append(dict(activation=act_name, run=s, width=width, **row))
+                if s == 0:
+                    curves += [dict(activation=act_name, width=width, step=step, loss=value)
+                               for step, value in curve]
+            say(f"mean_field_convergence: {act_name}, widths {widths} done")
+    summary = _summarize(rows)
+    return ExperimentResult("mean_field_convergence", dict(cfg, setting=setting, seed=seed),
+                            {"summary": summary, "runs": rows, "learning_curves": curves},
+                            "summary", _findings(summary, cfg))
+
+
+def _train_group(cfg, spec, teachers, widths, seed):
+    """Runs of every teacher at every width of ``widths``, padded to the largest and
+    trained together (one compilation); one (row, curve) per run, widths outermost."""
+    size, dim = max(widths), cfg["dim"]
+    runs = [(width, s) for width in widths for s in range(len(teachers))]
+    a, c, live = np.zeros((len(runs), size, dim)), np.zeros((len(runs), size)), np.zeros(
+        (len(runs), size))
+    for r, (width, s) in enumerate(runs):
+        a[r], start_c = spec["init"](np.random.default_rng([seed, s, width]), size, dim)
+        c[r, :width], live[r, :width] = start_c[:width], 1.0
+    with precision("float64"):
+        _, losses, random_features, nulls = train_mean_field(
+            spec["kernel"], jnp.asarray(a), jnp.asarray(c), jnp.asarray(live),
+            jnp.asarray(np.stack([teachers[s][0] for _, s in runs])),
+            jnp.asarray(np.stack([teachers[s][1] for _, s in runs])),
+            jnp.asarray([w * spec["eta"] for w, _ in runs]), steps=cfg["steps"],
+            record_every=cfg["record_every"])
+    out = []
+    for run_losses, rf, null in zip(np.asarray(losses), np.asarray(random_features),
+                                    np.asarray(nulls), strict=True):
+        if not np.all(np.isfinite(run_losses)):
+            raise FloatingPointError(f"mean-field training diverged; lower eta (got "
+                                     f"{spec['eta']}).")
+        final, rf, null = float(run_losses[-1]), float(rf), float(null)
+        row = dict(trained_loss=final, random_features_loss=rf, null_loss=null,
+                   trained_relative=final / null, random_features_relative=rf / null,
+                   late_decrease=float(run_losses[-len(run_losses) // 10 - 1] / final))
+        steps = cfg["record_every"] * np.arange(1, len(run_losses) + 1)
+        out.append((row, [(0, null), *zip(steps.tolist(), run_losses.tolist(), strict=True)]))
+    return runs, out
+
+
+def _summarize(rows):
+    summary = []
+    for act_name in ACTIVATIONS:
+        for width in sorted({r["width"] for r in rows}):
+            group = [r for r in rows if r["activation"] == act_name and r["width"] == width]
+            entry = dict(activation=act_name, width=width)
+            for key in ("trained_relative", "random_features_relative"):
+                values = np.array([r[key] for r in group])
+                entry[key] = float(np.exp(np.mean(np.log(np.maximum(values, 1e-300)))))
+                entry[key + "_max"] = float(values.max())
+            entry["late_decrease_min"] = min(r["late_decrease"] for r in group)
+            summary.append(entry)
+    return summary
+
+
+def _findings(summary, cfg):
+    findings = {}
+    for act_name in ACTIVATIONS:
+        rows = [r for r in summary if r["activation"] == act_name]
+        wide = [r for r in rows if r["width"] >= 4 * cfg["teacher_width"]]
+        findings[f"{act_name}_trained_widest"] = rows[-1]["trained_relative"]
+        findings[f"{act_name}_random_features_widest"] = rows[-1]["random_features_relative"]
+        findings[f"{act_name}_trained_worst_wide"] = max(r["trained_relative_max"] for r in wide)
+        findings[f"{act_name}_random_features_best"] = min(
+            r["random_features_relative"] for r in rows)
+        findings[f"{act_name}_gap_widest"] = (rows[-1]["random_features_relative"]
+                                              / rows[-1]["trained_relative"])
+        findings[f"{act_name}_trained_narrowest"] = rows[0]["trained_relative"]
+        # Loss ratio over the last 10% of the steps: still falling (> 1) or stalled (1).
+        findings[f"{act_name}_late_decrease_narrowest"] = rows[0]["late_decrease_min"]
+        findings[f"{act_name}_late_decrease_wide_min"] = min(r["late_decrease_min"]
+                                                             for r in wide)
+    return findings
+
+
+def plot(result: ExperimentResult) -> dict:
+    """Two figures: loss at the end of training against width, and the learning curves."""
+    import matplotlib.pyplot as plt
+
+    figures = {}
+    cfg = result.settings
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    for ax, act_name in zip(axes, ACTIVATIONS, strict=True):
+        summary = [r for r in result.tables["summary"] if r["activation"] == act_name]
+        runs = [r for r in result.tables["runs"] if r["activation"] == act_name]
+        widths = [r["width"] for r in summary]
+        for key, color, label in (
+                ("trained_relative", "C3", "trained net (mean-field gradient descent)"),
+                ("random_features_relative", "C0", "random features, optimal output layer")):
+            ax.plot(widths, [r[key] for r in summary], "o-", color=color, lw=2, label=label)
+            ax.scatter([r["width"] for r in runs], [r[key] for r in runs], s=10, color=color,
+                       alpha=0.4)
+        ax.axvline(cfg["teacher_width"], color="0.5", ls="--", lw=1,
+                   label=f"teacher width m0 = {cfg['teacher_width']}")
+        ax.set(xscale="log", yscale="log", xlabel="student width m",
+               title=f"{act_name} (teacher norm {ACTIVATIONS[act_name]['teacher_norm']:g})")
+        ax.set_xticks(widths, [str(w) for w in widths])
+        ax.minorticks_off()
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("population loss / loss of f = 0")
+    fig.suptitle(f"Population loss after {cfg['steps']} steps (d = {cfg['dim']}, Gaussian "
+                 f"inputs; lines: geometric mean of {cfg['seeds']} teachers, dots: runs)")
+    fig.tight_layout()
+    figures["loss_vs_width"] = fig
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    curves = result.tables["learning_curves"]
+    for ax, act_name in zip(axes, ACTIVATIONS, strict=True):
+        mine = [r for r in curves if r["activation"] == act_name]
+        widths = sorted({r["width"] for r in mine})
+        colors = plt.cm.viridis(np.linspace(0, 0.9, len(widths)))
+        for width, color in zip(widths, colors, strict=True):
+            pts = [r for r in mine if r["width"] == width and r["step"] > 0]
+            null = next(r["loss"] for r in mine if r["width"] == width and r["step"] == 0)
+            ax.plot([p["step"] for p in pts], [p["loss"] / null for p in pts], color=color,
+                    label=f"m = {width}")
+        ax.set(xscale="log", yscale="log", xlabel="gradient-descent steps",
+               title=f"{act_name}: training curves (first teacher)")
+        ax.legend(fontsize=8, ncol=2)
+    axes[0].set_ylabel("population loss / loss of f = 0")
+    fig.tight_layout()
+    figures["learning_curves"] = fig
+    return figures
