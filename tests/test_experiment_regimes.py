@@ -112,3 +112,15 @@ def test_result_round_trip_and_files(result, tmp_path):
     assert again.tables["summary"] == result.tables["summary"]
     names = {p.name for p in result.save(tmp_path)}
     assert {"results.json", "results.csv", "quadratic_risk.png", "mixture_error.png"} <= names
+
+
+@pytest.mark.parametrize("width", [2, 5, 9])
+def test_tangent_space_basis_gives_the_tangent_model_fit(width):
+    """Least squares on the raw tangent features and on the smaller basis agree."""
+    rng = np.random.default_rng(width)
+    x, y = regimes.sample_mixture(rng, 400, 6, 2, 0.5)
+    w, a = rng.normal(size=(width, 6)), rng.normal(size=width)
+    raw, basis = regimes.tangent_features(x, w, a), regimes.tangent_space_features(x, w)
+    assert basis.shape[1] <= 1 + 6 * 7 // 2
+    np.testing.assert_allclose(raw @ regimes.least_squares(raw, y),
+                               basis @ regimes.least_squares(basis, y), atol=1e-8)
