@@ -1,0 +1,285 @@
+"""Implicit bias of the logistic loss for wide two-layer nets (Chizat and Bach 2020).
+
+Data: a k x k grid of square clusters in the first two coordinates, labelled
+like a checkerboard (y = (-1)^(row + column)), and d - 2 spurious coordinates of
+uniform noise on [-1, 1] that carry no information.
+
+Model: the 2-homogeneous ReLU net f(x) = (1/m) sum_j c_j relu(a_j . (x, 1)),
+trained by full-batch gradient descent on the unregularized logistic loss
+mean_i log(1 + exp(-y_i f(x_i))) in two ways:
+
+* both layers (mean-field scaling, steps multiplied by m, small initialization):
+  its direction converges to a max-margin classifier for the variation norm
+  ||f||_F1 = (1/m) sum_j |c_j| ||a_j||, which adapts to the two useful coordinates;
+* the output layer only, with a random fixed first layer a_j on the unit sphere:
+  a linear logistic regression on random features, whose direction converges to
+  the max-margin classifier in the RKHS norm ||f||_F2 = sqrt((1/m) sum_j c_j^2).
+
+Normalized margins: min_i y_i f(x_i) / ||f||, with the norm of the regime
+(F1 for both layers, F2 for the output layer; the F1 margin of the random-feature
+classifier is reported as well: F1 <= F2 so it is the larger of its two margins).
+Expected: the both-layers classifier generalizes better as spurious dimensions
+are added, and has the larger F1 margin.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import linalg, optimize
+
+from lazykit._dtypes import precision
+from lazykit.experiments.results import ExperimentResult
+
+REGIMES = ("both layers", "output layer")
+SETTINGS = {
+    "quick": dict(grid=3, cluster_width=0.5, width=100, init_scale=0.1, lr=1.0, steps=3000,
+                  n_test=4000, dims=(2, 4, 6, 8, 10), n_fixed=300, ns=(50, 100, 200, 400),
+                  d_fixed=4, seeds=1, checkpoints=12),
+    "full": dict(grid=3, cluster_width=0.5, width=200, init_scale=0.1, lr=1.0, steps=5000,
+                 n_test=10000, dims=(2, 4, 6, 8, 10, 12, 15), n_fixed=500,
+                 ns=(50, 100, 200, 400, 800), d_fixed=6, seeds=2, checkpoints=20),
+}
+
+
+def cluster_grid(rng, n: int, dim: int, grid: int = 3, cluster_width: float = 0.5):
+    """n points of the k x k checkerboard of clusters, with dim - 2 spurious coordinates.
+
+    Args:
+        rng: a NumPy Generator.
+        n: number of points.
+        dim: input dimension d >= 2 (2 informative coordinates, d - 2 spurious ones).
+        grid: k, the number of clusters along each informative axis.
+        cluster_width: side of a cluster relative to the grid spacing (0 < width <= 1).
+
+    Returns:
+        (x, y): inputs in [-1, 1]^d, shape (n, d), and labels +-1, shape (n,).
+
+    Examples:
+        >>> import numpy as np
+        >>> x, y = cluster_grid(np.random.default_rng(0), 5, dim=4)
+        >>> x.shape, sorted(set(y.tolist())) <= [-1.0, 1.0]
+        ((5, 4), True)
+    """
+    if dim < 2:
+        raise ValueError(f"dim must be at least 2 (two informative coordinates); got {dim}.")
+    if not 0 < cluster_width <= 1:
+        raise ValueError(f"cluster_width must lie in (0, 1]; got {cluster_width}.")
+    cells = rng.integers(0, grid, size=(n, 2))
+    spacing = 2.0 / grid
+    offsets = (rng.uniform(-0.5, 0.5, size=(n, 2)) * cluster_width + 0.5) * spacing
+    informative = -1.0 + cells * spacing + offsets
+    spurious = rng.uniform(-1.0, 1.0, size=(n, dim - 2))
+    labels = np.where(cells.sum(axis=1) % 2 == 0, 1.0, -1.0)
+    return np.column_stack([informative, spurious]), labels
+
+
+def _with_bias(x):
+    return jnp.concatenate([x, jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
+
+
+def network(params, x):
+    """f(x) = (1/m) sum_j c_j relu(a_j . (x, 1))."""
+    return jnp.maximum(_with_bias(x) @ params["a"].T, 0.0) @ params["c"] / params["c"].shape[0]
+
+
+def f1_margin(params, x, y) -> float:
+    """min_i y_i f(x_i) / ||f||_F1 with ||f||_F1 = (1/m) sum_j |c_j| ||a_j||."""
+    margin = jnp.min(y * network(params, x))
+    return float(margin / jnp.mean(jnp.abs(params["c"]) * jnp.linalg.norm(params["a"], axis=1)))
+
+
+def init_params(rng, width: int, dim: int, init_scale: float):
+    """Balanced neurons: a_j uniform on the sphere of radius ``init_scale`` in R^(d+1) and
+    c_j = +-init_scale, so that |c_j| = ||a_j|| (small: the active regime)."""
+    a = rng.normal(size=(width, dim + 1))
+    a *= init_scale / np.linalg.norm(a, axis=1, keepdims=True)
+    return {"a": a, "c": init_scale * rng.choice([-1.0, 1.0], size=width)}
+
+
+@jax.jit
+def _descend(params, x, y, lr, count):
+    width = params["c"].shape[0]
+
+    def body(_, p):
+        grad = jax.grad(lambda q: jnp.mean(jnp.logaddexp(0.0, -y * network(q, x))))(p)
+        return jax.tree_util.tree_map(lambda v, g: v - lr * width * g, p, grad)
+
+    return jax.lax.fori_loop(0, count, body, params)
+
+
+def train_both_layers(params, x, y, *, steps: int, lr: float, checkpoints: int = 1):
+    """Gradient descent of both layers on the logistic loss, step lr * m (mean-field scaling).
+
+    Returns the final parameters and, at ``checkpoints`` log-spaced steps, the
+    training loss and the F1-normalized margin.
+    """
+    marks = np.unique(np.geomspace(1, steps, checkpoints).astype(int))
+    with precision("float64"):
+        xs, ys = jnp.asarray(x), jnp.asarray(y)
+        p = jax.tree_util.tree_map(jnp.asarray, params)
+        history, done = [], 0
+        for mark in marks:
+            p = _descend(p, xs, ys, lr, int(mark - done))
+            done = int(mark)
+            loss = float(jnp.mean(jnp.logaddexp(0.0, -ys * network(p, xs))))
+            history.append(dict(step=done, loss=loss, margin=f1_margin(p, xs, ys)))
+        return jax.tree_util.tree_map(np.asarray, p), history
+
+
+def relu_feature_kernel(x1, x2):
+    """E_a[relu(a . x1~) relu(a . x2~)] for a uniform on the unit sphere of R^(d+1), x~ = (x, 1).
+
+    The kernel of the infinitely wide random-feature layer: with u, v = x1~, x2~ and
+    theta their angle, ||u|| ||v|| (sin theta + (pi - theta) cos theta) / (2 pi (d + 1)).
+    """
+    u = np.column_stack([x1, np.ones(len(x1))])
+    v = np.column_stack([x2, np.ones(len(x2))])
+    norms = np.linalg.norm(u, axis=1)[:, None] * np.linalg.norm(v, axis=1)[None, :]
+    cos = np.clip(u @ v.T / norms, -1.0, 1.0)
+    theta = np.arccos(cos)
+    return norms * (np.sin(theta) + (np.pi - theta) * cos) / (2 * np.pi * u.shape[1])
+
+
+def rkhs_max_margin(kernel, y):
+    """Hard-margin SVM without intercept: f = sum_i alpha_i y_i k(x_i, .) maximizing
+    min_i y_i f(x_i) / ||f||_H. Solves the dual max 1^T alpha - alpha^T Q alpha / 2,
+    alpha >= 0, Q = (y y^T) * K, as non-negative least squares.
+
+    Returns:
+        (coefficients alpha_i y_i, normalized margin min_i y_i f(x_i) / ||f||_H).
+    """
+    q = (y[:, None] * y[None, :]) * kernel
+    jitter = 1e-10 * np.trace(q) / len(q)
+    factor = np.linalg.cholesky(q + jitter * np.eye(len(q)))
+    # 1/2 a^T L L^T a - 1^T a = 1/2 ||L^T a - L^{-1} 1||^2 + const.
+    alpha = optimize.nnls(factor.T, linalg.solve_triangular(factor, np.ones(len(q)),
+                                                            lower=True), maxiter=50 * len(q))[0]
+    coefficients = alpha * y
+    outputs = kernel @ coefficients
+    return coefficients, float(np.min(y * outputs) / np.sqrt(coefficients @ outputs))
+
+
+def _error(scores, y) -> float:
+    return float(np.mean(np.where(scores > 0, 1.0, -1.0) != y))
+
+
+def _fit_both(cfg, seed, n, dim, tag):
+    """Both regimes on one draw: rows with test error and normalized margin, and the
+    margin history of the both-layers run."""
+    rng = np.random.default_rng([seed, tag, n, dim])
+    x, y = cluster_grid(rng, n, dim, cfg["grid"], cfg["cluster_width"])
+    x_test, y_test = cluster_grid(rng, cfg["n_test"], dim, cfg["grid"], cfg["cluster_width"])
+    start = init_params(np.random.default_rng([seed, tag, n, dim, 1]), cfg["width"], dim,
+                        cfg["init_scale"])
+    params, history = train_both_layers(start, x, y, steps=cfg["steps"], lr=cfg["lr"],
+                                        checkpoints=cfg["checkpoints"])
+    with precision("float64"):
+        scores = np.asarray(network(jax.tree_util.tree_map(jnp.asarray, params),
+                                    jnp.asarray(x_test)))
+    coefficients, f2_margin = rkhs_max_margin(relu_feature_kernel(x, x), y)
+    svm_scores = relu_feature_kernel(x_test, x) @ coefficients
+    common = dict(n=n, dim=dim)
+    rows = [dict(common, regime="both layers", test_error=_error(scores, y_test),
+                 margin=history[-1]["margin"], train_loss=history[-1]["loss"]),
+            dict(common, regime="output layer", test_error=_error(svm_scores, y_test),
+                 margin=f2_margin, train_loss=0.0)]
+    return rows, history
+
+
+def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResult:
+    """Test error and normalized margins of the F1 (both layers) and F2 (output layer) classifiers.
+
+    Examples:
+        >>> from lazykit.experiments import implicit_bias
+        >>> result = implicit_bias.run("quick", seed=0)  # doctest: +SKIP
+        >>> result.findings["max_error_gap_by_dim"] > 0.1  # doctest: +SKIP
+        True
+    """
+    cfg = SETTINGS[setting]
+    say = progress or (lambda message: None)
+    by_dim, by_n, margins = [], [], []
+    for s in range(cfg["seeds"]):
+        for dim in cfg["dims"]:
+            rows, history = _fit_both(cfg, seed * 1000 + s, cfg["n_fixed"], dim, 0)
+            by_dim += [dict(r, draw=s) for r in rows]
+            if s == 0 and dim == cfg["d_fixed"]:
+                margins = [dict(h, f2_max_margin=rows[1]["margin"]) for h in history]
+            say(f"implicit_bias: draw {s + 1}, d = {dim} done")
+        for n in cfg["ns"]:
+            rows, _ = _fit_both(cfg, seed * 1000 + s, n, cfg["d_fixed"], 1)
+            by_n += [dict(r, draw=s) for r in rows]
+            say(f"implicit_bias: draw {s + 1}, n = {n} done")
+    dim_summary = _summarize(by_dim, "dim")
+    n_summary = _summarize(by_n, "n")
+    gaps = [r["output layer"] - r["both layers"] for r in dim_summary]
+    findings = {
+        "error_gap_by_dim": gaps,
+        "error_gap_at_smallest_dim": gaps[0],
+        "max_error_gap_by_dim": max(gaps),
+        "mean_error_gap_spurious_dims": float(np.mean(gaps[1:])),
+        "error_gap_at_largest_n": n_summary[-1]["output layer"] - n_summary[-1]["both layers"],
+        "max_final_train_loss": max(r["train_loss"] for r in by_dim + by_n),
+        "min_margin_ratio_F1_over_F2": min(
+            a["margin"] / b["margin"] for a, b in zip(by_dim[::2], by_dim[1::2], strict=True)),
+    }
+    return ExperimentResult("implicit_bias", dict(cfg, setting=setting, seed=seed),
+                            {"by_dim": dim_summary, "by_n": n_summary, "runs_dim": by_dim,
+                             "runs_n": by_n, "margins": margins}, "by_dim", findings)
+
+
+def _summarize(rows, key):
+    summary = []
+    for value in sorted({r[key] for r in rows}):
+        entry = {key: value}
+        for regime in REGIMES:
+            group = [r for r in rows if r[key] == value and r["regime"] == regime]
+            entry[regime] = float(np.mean([r["test_error"] for r in group]))
+            entry[f"{regime} margin"] = float(np.mean([r["margin"] for r in group]))
+        summary.append(entry)
+    return summary
+
+
+def plot(result: ExperimentResult) -> dict:
+    """Two figures: test error against d and against n; normalized margins during training."""
+    import matplotlib.pyplot as plt
+
+    settings = result.settings
+    colors = {"both layers": "C3", "output layer": "C0"}
+    labels = {"both layers": "both layers (F1 max-margin)",
+              "output layer": "output layer only (F2 / RKHS max-margin)"}
+    figures = {}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, table, runs, key, xlabel, fixed in (
+            (left, "by_dim", "runs_dim", "dim", "input dimension d (2 informative + d-2 spurious)",
+             f"n = {settings['n_fixed']}"),
+            (right, "by_n", "runs_n", "n", "training points n",
+             f"d = {settings['d_fixed']}")):
+        summary = result.tables[table]
+        for regime in REGIMES:
+            ax.plot([r[key] for r in summary], [100 * r[regime] for r in summary], "o-",
+                    color=colors[regime], label=labels[regime])
+            points = [r for r in result.tables[runs] if r["regime"] == regime]
+            ax.scatter([r[key] for r in points], [100 * r["test_error"] for r in points],
+                       s=10, alpha=0.4, color=colors[regime])
+        ax.set(xlabel=xlabel, ylabel="test error (%)",
+               title=f"{settings['grid']}x{settings['grid']} cluster checkerboard, {fixed}")
+        ax.legend(fontsize=8)
+    right.set_xscale("log")
+    fig.tight_layout()
+    figures["test_error"] = fig
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    history = result.tables["margins"]
+    ax.plot([r["step"] for r in history], [r["margin"] for r in history], "o-",
+            color=colors["both layers"], label="both layers: F1-normalized margin")
+    ax.axhline(history[-1]["f2_max_margin"], color=colors["output layer"], ls="--",
+               label="output layer: F2 (RKHS) max-margin")
+    ax.set(xscale="log", xlabel="gradient-descent steps",
+           ylabel="min_i y_i f(x_i) / norm of f",
+           ylim=(-0.5 * history[-1]["f2_max_margin"], None),
+           title=f"Normalized margins (d = {settings['d_fixed']}, n = {settings['n_fixed']})")
+    ax.legend(fontsize=8)
+    figures["margins"] = fig
+    return figures
