@@ -267,6 +267,9 @@ def plot(result: ExperimentResult) -> dict:
                title=f"{settings['grid']}x{settings['grid']} cluster checkerboard, {fixed}")
         ax.legend(fontsize=8)
     right.set_xscale("log")
+    sizes = [r["n"] for r in result.tables["by_n"]]
+    right.set_xticks(sizes, [str(n) for n in sizes])
+    right.minorticks_off()
     fig.tight_layout()
     figures["test_error"] = fig
 
