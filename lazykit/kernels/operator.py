@@ -141,7 +141,7 @@ class KernelOperator:
         from lazykit.network import Network
 
         if not isinstance(self.source, Network):
-            yield from self._host_tile_results(left, pairs, v)
+            yield from self._host_tile_results(left, pairs, v, symmetric)
             return
         tile, dtype = self.tile, self.dtype
         devices = tuple(jax.devices())
@@ -169,13 +169,14 @@ class KernelOperator:
         if pending is not None:
             yield from _finish(*pending)
 
-    def _host_tile_results(self, left, pairs, v):
+    def _host_tile_results(self, left, pairs, v, symmetric):
         tile = self.tile
         for i, j in pairs:
             a, b = left[i:i + tile], self.x[j:j + tile]
             k = np.asarray(getattr(self.source.kernel(a, b, dtype=self.dtype), self.kind),
                            dtype=np.float64)
-            yield (i, j), k @ v[j:j + tile], k.T @ v[i:i + tile]
+            backward = k.T @ v[i:i + tile] if symmetric and i != j else None
+            yield (i, j), k @ v[j:j + tile], backward
 
 
 def _finish(batch, result):

@@ -36,7 +36,7 @@ class NotConvergedWarning(RuntimeWarning):
 
 
 class CGResult(NamedTuple):
-    """Solution (n, k), iterations run, and the relative residual ||b - S x|| / ||b|| (worst column)."""
+    """Solution (n, k), iterations run, relative residual ||b - S x|| / ||b|| (worst column)."""
 
     solution: np.ndarray
     iterations: int
