@@ -20,12 +20,16 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from lazykit.kernels import compute
-from lazykit.kernels.compute import InsufficientMemoryError
+from lazykit.kernels.compute import (
+    _WORK_ARRAYS_PER_TILE,
+    InsufficientMemoryError,
+    available_memory,
+    check_memory,
+)
 from lazykit.solvers.nystrom import block_rows
 
 _FLOAT = 8
-_FIT = 0.9  # fraction of the available memory a plan may use (as compute.check_memory)
+_FIT = 0.9  # fraction of the available memory a plan may use (as check_memory)
 
 
 class Plan(NamedTuple):
@@ -42,18 +46,19 @@ def exact_bytes(n: int, finite_time: bool) -> int:
 
 def cg_bytes(n: int, k: int, tile: int, n_devices: int = 1) -> int:
     """Bytes for CG's vectors and the kernel tiles in flight."""
-    return 6 * n * k * _FLOAT + compute._WORK_ARRAYS_PER_TILE * tile * tile * _FLOAT * n_devices
+    return 6 * n * k * _FLOAT + _WORK_ARRAYS_PER_TILE * tile * tile * _FLOAT * n_devices
 
 
 def nystrom_bytes(n: int, k: int, n_centers: int, store: bool) -> int:
     """Bytes for the Nystrom solver (K_nM only if ``store``)."""
     m = min(n, n_centers)
-    block = 4 * block_rows(m) * m * _FLOAT
+    block = 4 * min(n, block_rows(m)) * m * _FLOAT
     return (n * m * _FLOAT if store else 0) + 4 * m * m * _FLOAT + 6 * n * k * _FLOAT + block
 
 
-def _gib(nbytes: float) -> str:
-    return f"{nbytes / 2**30:.2f} GiB"
+def _size(nbytes: float) -> str:
+    """Bytes in GiB, or in MiB below one GiB."""
+    return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.2f} MiB"
 
 
 def choose_solver(requested: str, *, n: int, k: int, finite_time: bool, ridge: float,
@@ -71,7 +76,7 @@ def choose_solver(requested: str, *, n: int, k: int, finite_time: bool, ridge: f
         ...               tile=1024)
         Plan(name='cholesky', store=True)
     """
-    free = compute.available_memory()
+    free = available_memory()
     budget = _FIT * free
     if requested in ("cg", "nystrom"):
         if finite_time:
@@ -80,16 +85,16 @@ def choose_solver(requested: str, *, n: int, k: int, finite_time: bool, ridge: f
                 "gradient-flow filter A^{-1}(I - exp(-s A)) at a finite time needs the spectrum "
                 "of A (a Lanczos process with one kernel pass per iteration), which lazykit does "
                 "not implement matrix-free. Use solver='eigh' (or 'auto') for finite t; it needs "
-                f"{_gib(exact_bytes(n, True))} for n={n}.")
+                f"{_size(exact_bytes(n, True))} for n={n}.")
         if requested == "nystrom":
             if not ridge > 0:
                 raise ValueError(f"solver='nystrom' needs ridge > 0; got ridge={ridge}. Set a "
                                  "positive ridge, or use solver='cg' for a ridgeless solve.")
-            compute.check_memory(nystrom_bytes(n, k, n_centers, False),
+            check_memory(nystrom_bytes(n, k, n_centers, False),
                                  f"the streamed Nystrom solver (n={n}, k={k}, "
                                  f"M={min(n, n_centers)})", "Use fewer n_centers.")
             return Plan("nystrom", nystrom_bytes(n, k, n_centers, True) <= 0.5 * free)
-        compute.check_memory(cg_bytes(n, k, tile), f"the CG solver (n={n}, k={k}, tile={tile})",
+        check_memory(cg_bytes(n, k, tile), f"the CG solver (n={n}, k={k}, tile={tile})",
                              "Use a smaller tile_size.")
         return Plan("cg")
     if requested != "auto":
@@ -98,9 +103,9 @@ def choose_solver(requested: str, *, n: int, k: int, finite_time: bool, ridge: f
     if exact <= budget:
         return Plan("eigh" if finite_time else "cholesky")
     streamed = nystrom_bytes(n, k, n_centers, False)
-    sizes = (f"n={n} training points and k={k} targets need {_gib(exact)} for the exact "
+    sizes = (f"n={n} training points and k={k} targets need {_size(exact)} for the exact "
              f"{'eigendecomposition' if finite_time else 'Cholesky'} solve, but only "
-             f"{_gib(free)} of memory is available")
+             f"{_size(free)} of memory is available")
     if finite_time:
         raise InsufficientMemoryError(
             f"{sizes}, and the matrix-free solvers ('cg', 'nystrom') solve only t=None. Use "
@@ -108,11 +113,11 @@ def choose_solver(requested: str, *, n: int, k: int, finite_time: bool, ridge: f
     if not ridge > 0:
         raise InsufficientMemoryError(
             f"{sizes}. The Nystrom solver that 'auto' would use needs ridge > 0: set ridge, or "
-            f"choose solver='cg' (ridgeless, {_gib(cg_bytes(n, k, tile))}, but one pass over "
+            f"choose solver='cg' (ridgeless, {_size(cg_bytes(n, k, tile))}, but one pass over "
             f"all {n}^2 / 2 kernel entries per iteration).")
     if streamed > budget:
         raise InsufficientMemoryError(
             f"{sizes}, and the streamed Nystrom solver with M={min(n, n_centers)} centres needs "
-            f"{_gib(streamed)} (4 M^2 + 6 n k floats). Use fewer n_centers or training points.")
+            f"{_size(streamed)} (4 M^2 + 6 n k floats). Use fewer n_centers or training points.")
     return Plan("nystrom", nystrom_bytes(n, k, n_centers, True) <= 0.5 * free)
 
