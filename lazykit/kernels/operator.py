@@ -112,7 +112,9 @@ class KernelOperator:
 
     @property
     def tile(self) -> int:
-        return default_tile_size() if self.tile_size is None else self.tile_size
+        """The tile edge: ``tile_size``, or for fewer rows the next power of two (at least 16)."""
+        tile = default_tile_size() if self.tile_size is None else self.tile_size
+        return min(tile, max(16, 1 << (self.n - 1).bit_length()))
 
     def matvec(self, v: np.ndarray) -> np.ndarray:
         """K(x, x) v for v of shape (n, k), float64."""
