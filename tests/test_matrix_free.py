@@ -9,7 +9,7 @@ import lazykit
 from lazykit.estimators._sources import PaddedNetworkKernel
 from lazykit.kernels.operator import KernelOperator
 from lazykit.solvers.cg import ConjugateGradientSolver, NotConvergedWarning, conjugate_gradient
-from lazykit.solvers.nystrom import NystromSolver
+from lazykit.solvers.nystrom import NystromSolver, nystrom_preconditioner
 
 F64 = np.dtype(np.float64)
 
@@ -66,6 +66,19 @@ def test_cg_solver_is_exact_kernel_ridge_regression(rng):
     x_new = rng.normal(size=(7, 5))
     np.testing.assert_allclose(solver.predict(x_new), net.kernel(x_new, x).ntk @ exact,
                                rtol=1e-7, atol=1e-9)
+
+
+def test_nystrom_preconditioner_cuts_cg_iterations():
+    """Same solution, several times fewer iterations (seed 0: 73 -> 9 at ridge 0.1, tol 1e-8)."""
+    x, y, _, _ = _manifold_data(0, 1000)
+    net = lazykit.mlp(2)
+    op = KernelOperator(net, x, "ntk", F64)
+    plain = ConjugateGradientSolver.fit(op, y[:, None], 0.1, tol=1e-8, max_iter=1000)
+    precondition = nystrom_preconditioner(net, x, 0.1, kind="ntk", n_centers=200, seed=0)
+    fast = ConjugateGradientSolver.fit(op, y[:, None], 0.1, tol=1e-8, max_iter=1000,
+                                       precondition=precondition)
+    assert fast.iterations * 3 < plain.iterations
+    np.testing.assert_allclose(fast.coef, plain.coef, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("store", [True, False])

@@ -24,7 +24,7 @@ from lazykit.kernels.compute import default_tile_size
 from lazykit.kernels.operator import KernelOperator
 from lazykit.solvers import SOLVERS, flow_covariance, flow_mean, make_solver, scaled_times
 from lazykit.solvers.cg import ConjugateGradientSolver
-from lazykit.solvers.nystrom import NystromSolver
+from lazykit.solvers.nystrom import NystromSolver, nystrom_preconditioner
 from lazykit.solvers.planning import Plan, choose_solver
 
 try:  # scikit-learn >= 1.6
@@ -189,12 +189,16 @@ class NeuralKernelModel(BaseEstimator):
 
     def _fit_matrix_free(self, plan: Plan, source, X: np.ndarray, targets: np.ndarray):
         ridge, kind = float(self.ridge), self._kind
+        seed = check_random_state(self.random_state).randint(2**31 - 1)
         if plan.name == "cg":
             network = source.network if isinstance(source, PaddedNetworkKernel) else source
             operator = KernelOperator(network, X, kind, np.dtype(np.float64), self.tile_size)
+            precondition = None if ridge == 0 else nystrom_preconditioner(
+                source, X, ridge, kind=kind, n_centers=self.n_centers, seed=seed,
+                verbose=self.verbose)
             return ConjugateGradientSolver.fit(operator, targets, ridge, tol=self.tol,
-                                               max_iter=self.max_iter, verbose=self.verbose)
-        seed = check_random_state(self.random_state).randint(2**31 - 1)
+                                               max_iter=self.max_iter, precondition=precondition,
+                                               verbose=self.verbose)
         return NystromSolver.fit(source, X, targets, ridge, kind=kind, n_centers=self.n_centers,
                                  seed=seed, tol=self.tol, max_iter=self.max_iter,
                                  store=plan.store, verbose=self.verbose)

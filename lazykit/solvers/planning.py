@@ -4,7 +4,8 @@ Bytes in float64 for n training points, k targets, M Nystrom centres:
 
 - exact ("cholesky", t = inf): 2 n^2 (the Gram matrix and its factor);
   finite t ("eigh"): 3 n^2 (the Gram matrix, eigenvectors, workspace);
-- "cg": 6 n k (CG vectors) plus the kernel tiles in flight;
+- "cg": 6 n k (CG vectors) plus the kernel tiles in flight, and 3 n M while
+  its Nystrom preconditioner is built (ridge > 0);
 - "nystrom", stored: n M (K_nM) + 4 M^2 + 6 n k + one block of K_nM rows;
 - "nystrom", streamed: the same without the n M term.
 
@@ -19,6 +20,8 @@ kernel entries, hours on a CPU at the sizes where the exact solver no longer fit
 from __future__ import annotations
 
 from typing import NamedTuple
+
+import jax
 
 from lazykit.kernels.compute import (
     _WORK_ARRAYS_PER_TILE,
@@ -44,9 +47,10 @@ def exact_bytes(n: int, finite_time: bool) -> int:
     return (3 if finite_time else 2) * n * n * _FLOAT
 
 
-def cg_bytes(n: int, k: int, tile: int, n_devices: int = 1) -> int:
-    """Bytes for CG's vectors and the kernel tiles in flight."""
-    return 6 * n * k * _FLOAT + _WORK_ARRAYS_PER_TILE * tile * tile * _FLOAT * n_devices
+def cg_bytes(n: int, k: int, tile: int, n_centers: int, preconditioned: bool) -> int:
+    """Bytes for CG's vectors, the kernel tiles in flight and the preconditioner."""
+    tiles = _WORK_ARRAYS_PER_TILE * tile * tile * _FLOAT * len(jax.devices())
+    return (6 * n * k + (3 * n * min(n, n_centers) if preconditioned else 0)) * _FLOAT + tiles
 
 
 def nystrom_bytes(n: int, k: int, n_centers: int, store: bool) -> int:
@@ -94,8 +98,9 @@ def choose_solver(requested: str, *, n: int, k: int, finite_time: bool, ridge: f
                                  f"the streamed Nystrom solver (n={n}, k={k}, "
                                  f"M={min(n, n_centers)})", "Use fewer n_centers.")
             return Plan("nystrom", nystrom_bytes(n, k, n_centers, True) <= 0.5 * free)
-        check_memory(cg_bytes(n, k, tile), f"the CG solver (n={n}, k={k}, tile={tile})",
-                             "Use a smaller tile_size.")
+        check_memory(cg_bytes(n, k, tile, n_centers, ridge > 0),
+                     f"the CG solver (n={n}, k={k}, tile={tile}, M={min(n, n_centers)})",
+                     "Use a smaller tile_size or fewer n_centers.")
         return Plan("cg")
     if requested != "auto":
         return Plan(requested)
@@ -113,7 +118,8 @@ def choose_solver(requested: str, *, n: int, k: int, finite_time: bool, ridge: f
     if not ridge > 0:
         raise InsufficientMemoryError(
             f"{sizes}. The Nystrom solver that 'auto' would use needs ridge > 0: set ridge, or "
-            f"choose solver='cg' (ridgeless, {_size(cg_bytes(n, k, tile))}, but one pass over "
+            f"choose solver='cg' (ridgeless, {_size(cg_bytes(n, k, tile, n_centers, False))}, "
+            "but one pass over "
             f"all {n}^2 / 2 kernel entries per iteration).")
     if streamed > budget:
         raise InsufficientMemoryError(
