@@ -204,7 +204,7 @@ def _normal_products(source, x, centers, targets, kind, dtype, store, verbose):
     """(v -> K_nM^T K_nM v, K_nM^T Y), from a stored K_nM or one accumulated pass."""
     n, m = x.shape[0], centers.shape[0]
     k_nm = np.empty((n, m)) if store else None
-    gram = None if store else np.zeros((m, m))
+    gram = None if store else np.zeros((m, m), order="F")  # upper triangle, by SYRK
     rhs = np.zeros((m, targets.shape[1]))
     label = f"nystrom K_nM ({n} x {m}, {'stored' if store else 'streamed'})"
     for start, block in _row_blocks(source, x, centers, kind, dtype, label, verbose):
@@ -212,7 +212,9 @@ def _normal_products(source, x, centers, targets, kind, dtype, store, verbose):
         if store:
             k_nm[start:start + block.shape[0]] = block
         else:
-            gram += block.T @ block
+            gram = scipy.linalg.blas.dsyrk(1.0, block.T, beta=1.0, c=gram, lower=0,
+                                           overwrite_c=1)
     if store:
         return (lambda v: k_nm.T @ (k_nm @ v)), rhs
+    gram = np.triu(gram) + np.triu(gram, 1).T
     return (lambda v: gram @ v), rhs
