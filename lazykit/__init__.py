@@ -47,6 +47,7 @@ _LAZY = {
     **{name: "lazykit.estimators" for name in (
         "NNGPClassifier", "NNGPRegressor", "NTKClassifier", "NTKRegressor", "NeuralKernel")},
     "IllConditionedKernelWarning": "lazykit.solvers",
+    "NotConvergedWarning": "lazykit.solvers",
 }
 
 
@@ -91,6 +92,7 @@ __all__ = [
     "Network",
     "NeuralKernel",
     "NeuralTangentsKernel",
+    "NotConvergedWarning",
     "Polynomial",
     "Rbf",
     "Relu",

@@ -1,4 +1,4 @@
-"""Tiles sharded over several (forced host) devices give the single-device kernel."""
+"""Tiles sharded over several (forced host) devices give the single-device kernels and solves."""
 
 import json
 import os
@@ -27,12 +27,45 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_four_devices_match_one_device():
+SOLVER_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import jax
+    import lazykit
+    assert jax.device_count() == 4, jax.devices()
+    rng = np.random.default_rng(0)
+    x, y, x_test = rng.normal(size=(70, 5)), rng.normal(size=(70, 2)), rng.normal(size=(23, 5))
+    out = {}
+    for solver in ("cg", "nystrom"):
+        model = lazykit.NTKRegressor(depth=2, ridge=0.1, solver=solver, tol=1e-12,
+                                     n_centers=40, tile_size=16).fit(x, y)
+        out[solver] = model.predict(x_test).tolist()
+    json.dump(out, sys.stdout)
+""")
+
+
+def _run_on_four_devices(script: str) -> dict:
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
                JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                             text=True, timeout=600, check=True)
-    sharded = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def test_matrix_free_solvers_on_four_devices_match_one_device():
+    """CG (operator tiles sharded with shard_map) and Nystrom (kernel tiles) on 4 devices."""
+    sharded = _run_on_four_devices(SOLVER_SCRIPT)
+    rng = np.random.default_rng(0)
+    x, y, x_test = rng.normal(size=(70, 5)), rng.normal(size=(70, 2)), rng.normal(size=(23, 5))
+    for solver in ("cg", "nystrom"):
+        model = lazykit.NTKRegressor(depth=2, ridge=0.1, solver=solver, tol=1e-12,
+                                     n_centers=40, tile_size=16).fit(x, y)
+        np.testing.assert_allclose(np.array(sharded[solver]), model.predict(x_test), rtol=1e-9,
+                                   atol=1e-11)
+
+
+def test_four_devices_match_one_device():
+    sharded = _run_on_four_devices(SCRIPT)
     x = np.random.default_rng(0).normal(size=(37, 6))
     y = np.random.default_rng(1).normal(size=(29, 6))
     net = lazykit.mlp(3, 512, "relu", W_std=1.4, b_std=0.1)

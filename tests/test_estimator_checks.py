@@ -19,6 +19,8 @@ ESTIMATORS = [
     lazykit.NNGPRegressor(ridge=1e-3),
     lazykit.NTKRegressor(t=5.0, ridge=1e-3),  # finite time: the eigendecomposition path
     lazykit.NTKRegressor(network="precomputed"),
+    lazykit.NTKRegressor(solver="cg", ridge=1e-3),  # matrix-free: never forms the n x n kernel
+    lazykit.NNGPClassifier(solver="nystrom", ridge=1e-3, n_centers=20),
     lazykit.NTKClassifier(),
     lazykit.NNGPClassifier(t=50.0),
     GaussianProcessRegressor(kernel=lazykit.NeuralKernel(kind="nngp"), optimizer=None),

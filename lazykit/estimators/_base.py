@@ -4,7 +4,8 @@ Fit: validate, compute the training kernels of the network, factorize the
 trained kernel (NTK, or NNGP for the readout-only / Bayesian variants) once.
 Predict: the mean (and covariance) of the infinite ensemble trained by gradient
 flow for time t, for the estimator's ``t`` or any other times, from the cached
-factorization (lazykit.solvers.flow).
+factorization (lazykit.solvers.flow). The matrix-free solvers ("cg",
+"nystrom") never form the n x n kernel; they give the infinite-time mean only.
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ from typing import ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, check_random_state
 
-from lazykit.estimators._sources import PRECOMPUTED, resolve_source  # a str; sources are not
+from lazykit.estimators._sources import PRECOMPUTED, PaddedNetworkKernel, resolve_source
+from lazykit.kernels.compute import default_tile_size
+from lazykit.kernels.operator import KernelOperator
 from lazykit.solvers import SOLVERS, flow_covariance, flow_mean, make_solver, scaled_times
+from lazykit.solvers.cg import ConjugateGradientSolver
+from lazykit.solvers.nystrom import NystromSolver, nystrom_preconditioner
+from lazykit.solvers.planning import Plan, choose_solver
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sklearn_validate_data
@@ -29,6 +35,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 SHORTHAND_DEFAULTS = {"depth": 1, "activation": "relu", "W_std": 2.0**0.5, "b_std": 0.1,
                       "parameterization": "ntk"}
 KIND_NAMES = {"ntk": "NTK", "nngp": "NNGP"}
+MATRIX_FREE = ("cg", "nystrom")
 
 
 def validate_data(estimator, X, y="no_validation", *, reset: bool, **kwargs):
@@ -72,11 +79,19 @@ class NeuralKernelModel(BaseEstimator):
         "ridge": [Interval(Real, 0, None, closed="left")],
         "t": [None, Interval(Real, 0, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "solver": [StrOptions({"auto", *SOLVERS})],
+        "solver": [StrOptions({"auto", *SOLVERS, *MATRIX_FREE})],
+        "tol": [Interval(Real, 0, 1, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "n_centers": [Interval(Integral, 1, None, closed="left")],
+        "tile_size": [None, Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "verbose": [None, "boolean"],
     }
 
     def __init__(self, network=None, *, depth=1, activation="relu", W_std=2.0**0.5, b_std=0.1,
-                 parameterization="ntk", ridge=0.0, t=None, learning_rate=1.0, solver="auto"):
+                 parameterization="ntk", ridge=0.0, t=None, learning_rate=1.0, solver="auto",
+                 tol=1e-6, max_iter=1000, n_centers=2000, tile_size=None, random_state=0,
+                 verbose=None):
         self.network = network
         self.depth = depth
         self.activation = activation
@@ -87,6 +102,12 @@ class NeuralKernelModel(BaseEstimator):
         self.t = t
         self.learning_rate = learning_rate
         self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_centers = n_centers
+        self.tile_size = tile_size
+        self.random_state = random_state
+        self.verbose = verbose
 
     # -- scikit-learn plumbing ------------------------------------------------
     def __sklearn_tags__(self):
@@ -117,10 +138,20 @@ class NeuralKernelModel(BaseEstimator):
         return resolve_source(self.network, **{name: getattr(self, name)
                                                 for name in SHORTHAND_DEFAULTS})
 
-    def _solver_name(self) -> str:
-        if self.solver != "auto":
-            return self.solver
-        return "cholesky" if self.t is None or math.isinf(self.t) else "eigh"
+    def _plan(self, source, n: int, k: int) -> Plan:
+        """The solver for this fit: "auto" decides by the memory the exact solve needs."""
+        finite_time = self.t is not None and not math.isinf(self.t)
+        if not isinstance(source, str):
+            return choose_solver(self.solver, n=n, k=k, finite_time=finite_time,
+                                 ridge=float(self.ridge), n_centers=self.n_centers,
+                                 tile=self.tile_size or default_tile_size())
+        if self.solver in MATRIX_FREE:
+            raise ValueError(
+                f"solver={self.solver!r} computes kernel tiles from the inputs, so it cannot "
+                "work with network='precomputed'. Pass the network, or use solver='cholesky'.")
+        if self.solver == "auto":
+            return Plan("eigh" if finite_time else "cholesky")
+        return Plan(self.solver)
 
     # -- fit ------------------------------------------------------------------
     def _validate_train_inputs(self, X, y, **y_options):
@@ -134,20 +165,43 @@ class NeuralKernelModel(BaseEstimator):
     def _fit_targets(self, source, X: np.ndarray, targets: np.ndarray) -> None:
         """Factorize the training kernel; ``targets`` is a float64 (n, k) array."""
         kind = self._kind
+        plan = self._plan(source, X.shape[0], targets.shape[1])
+        self._source = source
+        self._targets = targets
+        self.X_fit_ = X
+        self.solver_ = plan.name
+        if plan.name in MATRIX_FREE:
+            self._solver = self._fit_matrix_free(plan, source, X, targets)
+            self.dual_coef_ = self._solver.coef
+            self.n_iter_ = self._solver.iterations
+            return
         if isinstance(source, str):
             train = X
         else:
             train = np.asarray(getattr(source.kernel(X), kind), dtype=np.float64)
-        solver = make_solver(self._solver_name(), train, float(self.ridge),
+        solver = make_solver(plan.name, train, float(self.ridge),
                              overwrite=not isinstance(source, str),
                              what=f"{type(self).__name__}: the {KIND_NAMES[kind]}")
-        self._source = source
         self._solver = solver
-        self._targets = targets
-        self.X_fit_ = X
         self.solver_ = solver.name
         fit_times, _ = check_times(self.t)
         self.dual_coef_ = solver.apply(targets, self._scaled(fit_times))[0]
+
+    def _fit_matrix_free(self, plan: Plan, source, X: np.ndarray, targets: np.ndarray):
+        ridge, kind = float(self.ridge), self._kind
+        seed = check_random_state(self.random_state).randint(2**31 - 1)
+        if plan.name == "cg":
+            network = source.network if isinstance(source, PaddedNetworkKernel) else source
+            operator = KernelOperator(network, X, kind, np.dtype(np.float64), self.tile_size)
+            precondition = None if ridge == 0 else nystrom_preconditioner(
+                source, X, ridge, kind=kind, n_centers=self.n_centers, seed=seed,
+                verbose=self.verbose)
+            return ConjugateGradientSolver.fit(operator, targets, ridge, tol=self.tol,
+                                               max_iter=self.max_iter, precondition=precondition,
+                                               verbose=self.verbose)
+        return NystromSolver.fit(source, X, targets, ridge, kind=kind, n_centers=self.n_centers,
+                                 seed=seed, tol=self.tol, max_iter=self.max_iter,
+                                 store=plan.store, verbose=self.verbose)
 
     def _scaled(self, times: np.ndarray) -> np.ndarray:
         return scaled_times(times, float(self.learning_rate), self._targets.size)
@@ -174,8 +228,10 @@ class NeuralKernelModel(BaseEstimator):
             raise ValueError("At most one of return_std or return_cov can be requested.")
         X = validate_data(self, X, reset=False, dtype=np.float64)
         times, scalar = check_times(self.t if t is None else t)
-        scaled = self._scaled(times)
         spread = "full" if return_cov else "diag" if return_std else None
+        if self.solver_ in MATRIX_FREE:
+            return self._matrix_free_mean(X, times, spread), None, scalar
+        scaled = self._scaled(times)
         cross, nngp_test = self._test_kernels(X, spread)
         trained = cross if isinstance(self._source, str) else getattr(cross, self._kind)
         mean = flow_mean(self._solver, self._targets, trained, scaled)
@@ -189,3 +245,15 @@ class NeuralKernelModel(BaseEstimator):
             nngp_test_train=cross.nngp, nngp_test=nngp_test, nngp_train=nngp_train,
             full=return_cov)
         return mean, variance, scalar
+
+    def _matrix_free_mean(self, X: np.ndarray, times: np.ndarray, spread) -> np.ndarray:
+        """The infinite-time mean from a matrix-free solver, repeated for each time (all inf)."""
+        name = f"{type(self).__name__} fitted with solver={self.solver_!r}"
+        if spread is not None:
+            raise ValueError(f"{name} gives the mean only: return_std and return_cov need the "
+                             "dense solvers (solver='cholesky' or 'eigh').")
+        if not np.isinf(times).all():
+            raise ValueError(f"{name} predicts at infinite time only; got t={times.tolist()}. "
+                             "Finite times need solver='eigh' (or 'auto' where it fits).")
+        mean = self._solver.predict(X)
+        return np.broadcast_to(mean, (times.shape[0], *mean.shape))

@@ -107,19 +107,39 @@ class NTKRegressor(_FlowRegressor):
         ridge: added to the diagonal of the training kernel; 0 is ridgeless.
         t: gradient-flow training time; None means infinity.
         learning_rate: gradient-flow learning rate (only ``learning_rate * t`` matters).
-        solver: "auto" (Cholesky for infinite time, else eigendecomposition),
-            "cholesky" or "eigh". Cholesky is used only where the kernel is
+        solver: "auto", "cholesky", "eigh", "cg" or "nystrom". "auto" takes the
+            exact solver when the dense training kernel and its factorization
+            fit in the memory available now (Cholesky for infinite time, else
+            eigendecomposition), otherwise "nystrom" (which needs ``ridge > 0``),
+            and refuses a problem that fits under neither with an
+            :class:`lazykit.InsufficientMemoryError` naming the sizes (see the
+            scaling guide). Cholesky is used only where the kernel is
             numerically positive definite; a singular or ill-conditioned kernel
             (duplicate points, a degenerate deep kernel) is solved by
             eigendecomposition and pseudo-inverse, with an
-            :class:`lazykit.IllConditionedKernelWarning` saying so. Everything
-            is float64 and never NaN.
+            :class:`lazykit.IllConditionedKernelWarning` saying so. "cg" is
+            matrix-free conjugate gradients on the exact system (memory O(n k),
+            one pass over the n^2 / 2 kernel entries per iteration, sharded
+            over all JAX devices); "nystrom" is Falkon (Nystrom centres and
+            preconditioned CG, memory O(n M) or O(M^2)). Both give the
+            infinite-time mean only: ``t`` must be None and ``predict`` takes
+            no ``return_std`` / ``return_cov``. Everything is float64 and never NaN.
+        tol: relative residual at which "cg" and "nystrom" stop.
+        max_iter: most iterations of "cg" and "nystrom" (a
+            :class:`lazykit.NotConvergedWarning` if reached above ``tol``).
+        n_centers: Nystrom centres M, sampled uniformly from the training inputs.
+        tile_size: kernel tile edge for "cg" (None: 1024 on CPU, 8192 on accelerators).
+        random_state: seed (or ``numpy.random.RandomState``) of the Nystrom centres.
+        verbose: progress (iteration, residual) of "cg" and "nystrom" on stderr:
+            None shows it only on a terminal, False never, True always.
 
     Attributes:
         X_fit_: training inputs (or Gram matrix).
         dual_coef_: A^{-1} (I - exp(-s A)) y at the estimator's ``t``: predictions
-            are ``Theta(x, X) @ dual_coef_``.
-        solver_: the factorization actually used ("cholesky" or "eigh").
+            are ``Theta(x, X) @ dual_coef_`` (with "nystrom": the coefficients
+            of the M centres, ``Theta(x, centres) @ dual_coef_``).
+        solver_: the solver actually used ("cholesky", "eigh", "cg" or "nystrom").
+        n_iter_: iterations run ("cg" and "nystrom" only).
         n_features_in_: number of features seen in fit.
 
     Examples:

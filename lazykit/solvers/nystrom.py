@@ -1,0 +1,220 @@
+"""Nystrom kernel ridge regression solved by preconditioned CG, as in Falkon.
+
+Falkon (Rudi, Carratino, Rosasco 2017; Meanti et al. 2020) restricts the
+regression function to M centres C sampled uniformly from the n training
+inputs, f(x) = K(x, C) alpha, and minimizes ||K_nM alpha - Y||^2 + ridge
+alpha^T K_MM alpha, whose normal equations are
+
+    H alpha = K_nM^T Y,    H = K_nM^T K_nM + ridge K_MM
+
+(Falkon's lambda n is our ``ridge``, so that the Nystrom solution tends to
+the exact (K + ridge I)^{-1} Y predictions as M -> n). Uniform centres make
+K_nM^T K_nM close to (n / M) K_MM^2, so with lambda = ridge / n,
+T = chol(K_MM) (upper, K_MM = T^T T) and A = chol(T T^T / M + lambda I),
+
+    B = T^{-1} A^{-1} / sqrt(n)   satisfies   B B^T = (n/M K_MM^2 + ridge K_MM)^{-1},
+
+and CG runs on the well-conditioned B^T H B beta = B^T K_nM^T Y, alpha = B beta:
+a few tens of iterations whatever n and the ridge. K_MM gets a jitter of
+M * eps * its mean diagonal before its Cholesky factorization (raised
+a thousandfold, twice, if that fails on duplicate centres).
+
+Products with K_nM^T K_nM use the stored n x M matrix when it fits in memory
+("stored", memory O(n M)); otherwise one streamed pass over row blocks of
+K_nM accumulates the M x M matrix K_nM^T K_nM and K_nM^T Y ("streamed",
+memory O(M^2 + block), one kernel pass in all rather than one per iteration).
+``ridge`` must be positive: with ridge = 0, H is K_nM^T K_nM, as ill-conditioned
+as K_MM squared, and the preconditioner does not help.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import numpy as np
+import scipy.linalg
+
+from lazykit._progress import Progress
+from lazykit.solvers.cg import conjugate_gradient
+
+# Rows of K_nM computed at once: about 2^22 entries (32 MiB per kernel in float64).
+BLOCK_ENTRIES = 1 << 22
+
+
+def kernel_block(source, x1, x2, kind: str, dtype) -> np.ndarray:
+    """One kernel of ``source`` between the rows of x1 and x2, as float64."""
+    return np.asarray(getattr(source.kernel(x1, x2, dtype=dtype), kind), dtype=np.float64)
+
+
+def block_rows(n_centers: int) -> int:
+    """Rows of K_nM per block."""
+    return max(64, BLOCK_ENTRIES // n_centers)
+
+
+def _upper_cholesky(matrix: np.ndarray, jitter: float) -> np.ndarray:
+    for factor in (1.0, 1e3, 1e6):
+        try:
+            return scipy.linalg.cholesky(matrix + factor * jitter * np.eye(matrix.shape[0]),
+                                         lower=False, check_finite=False)
+        except np.linalg.LinAlgError:
+            continue
+    raise ValueError(
+        f"the kernel among the {matrix.shape[0]} Nystrom centres is not positive definite even "
+        f"with a jitter of {1e6 * jitter:.2g} on its diagonal (many duplicate inputs, or a "
+        "degenerate kernel). Remove duplicate training points or use fewer n_centers.")
+
+
+@dataclasses.dataclass(frozen=True)
+class NystromSolver:
+    """Falkon: Nystrom kernel ridge regression by preconditioned CG (see the module text).
+
+    Examples:
+        >>> import numpy as np, lazykit
+        >>> from lazykit.solvers.nystrom import NystromSolver
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(300, 3))
+        >>> y = np.sin(x[:, :1])
+        >>> solver = NystromSolver.fit(lazykit.mlp(2), x, y, ridge=1.0, kind="ntk",
+        ...                            n_centers=300, seed=0, tol=1e-10, max_iter=100)
+        >>> exact = lazykit.NTKRegressor(depth=2, ridge=1.0).fit(x, y).predict(x[:5])
+        >>> bool(np.allclose(solver.predict(x[:5]), exact, atol=1e-6))
+        True
+    """
+
+    name: ClassVar[str] = "nystrom"
+    source: object
+    kind: str
+    dtype: np.dtype
+    centers: np.ndarray
+    coef: np.ndarray
+    iterations: int
+    relative_residual: float
+    stored: bool
+
+    @classmethod
+    def fit(cls, source, x: np.ndarray, targets: np.ndarray, ridge: float, *, kind: str,
+            n_centers: int, seed, tol: float, max_iter: int, store: bool = True,
+            dtype=np.float64, verbose: bool | None = None) -> NystromSolver:
+        """Sample ``n_centers`` centres uniformly (``seed``), then solve by preconditioned CG.
+
+        ``store`` keeps K_nM in memory (n x M floats); otherwise K_nM^T K_nM is
+        accumulated in one streamed pass.
+        """
+        n = x.shape[0]
+        if not ridge > 0:
+            raise ValueError(f"the Nystrom solver needs ridge > 0; got ridge={ridge}. Set ridge "
+                             "to a positive value (for example 1e-3 times the mean kernel "
+                             "diagonal), or use solver='cg' for a ridgeless matrix-free solve.")
+        centers, k_mm, t = _centres(source, x, kind, dtype, n_centers, seed)
+        m = centers.shape[0]
+        a = _upper_cholesky(t @ t.T / m + (ridge / n) * np.eye(m), 0.0)
+        products, rhs = _normal_products(source, x, centers, targets, kind, dtype, store, verbose)
+        solve = scipy.linalg.solve_triangular
+        scale = 1.0 / np.sqrt(n)
+
+        def b(v):  # B v
+            return solve(t, solve(a, v, check_finite=False), check_finite=False) * scale
+
+        def b_t(u):  # B^T u
+            return solve(a, solve(t, u, trans="T", check_finite=False), trans="T",
+                         check_finite=False) * scale
+
+        def apply(beta):  # B^T H B beta
+            v = b(beta)
+            return b_t(products(v) + ridge * (k_mm @ v))
+
+        result = conjugate_gradient(apply, b_t(rhs), tol=tol, max_iter=max_iter,
+                                    label=f"nystrom (n={n}, M={m})", verbose=verbose)
+        return cls(source, kind, np.dtype(dtype), centers, b(result.solution), result.iterations,
+                   result.relative_residual, store)
+
+    def predict(self, x_new: np.ndarray) -> np.ndarray:
+        """K(x_new, centres) coef in row blocks: shape (n_new, k)."""
+        rows = block_rows(self.centers.shape[0])
+        out = np.empty((x_new.shape[0], self.coef.shape[1]))
+        for start in range(0, x_new.shape[0], rows):
+            block = kernel_block(self.source, x_new[start:start + rows], self.centers, self.kind,
+                                 self.dtype)
+            out[start:start + rows] = block @ self.coef
+        return out
+
+
+def _centres(source, x, kind, dtype, n_centers, seed):
+    """(centres sampled uniformly, K_MM, T = chol(K_MM + jitter) upper)."""
+    n = x.shape[0]
+    m = min(n_centers, n)
+    rng = np.random.default_rng(seed)
+    centers = np.asarray(x[np.sort(rng.choice(n, size=m, replace=False))])
+    k_mm = kernel_block(source, centers, centers, kind, dtype)
+    k_mm = 0.5 * (k_mm + k_mm.T)
+    t = _upper_cholesky(k_mm, m * np.finfo(np.float64).eps * float(np.mean(np.diag(k_mm))))
+    return centers, k_mm, t
+
+
+def _row_blocks(source, x, centers, kind, dtype, label, verbose):
+    """Yield (start, K(x[start:start + rows], centres)) over row blocks, with progress."""
+    rows = block_rows(centers.shape[0])
+    with Progress(-(-x.shape[0] // rows), label, verbose) as bar:
+        for start in range(0, x.shape[0], rows):
+            yield start, kernel_block(source, x[start:start + rows], centers, kind, dtype)
+            bar.update(1)
+
+
+def nystrom_preconditioner(source, x: np.ndarray, ridge: float, *, kind: str, n_centers: int,
+                           seed, dtype=np.float64, verbose: bool | None = None):
+    """r -> (K_nys + ridge I)^{-1} r, with K_nys = K_nM K_MM^{-1} K_Mn the Nystrom approximation.
+
+    The preconditioner of Nystrom PCG (Frangella, Tropp, Udell 2023) for the
+    exact system (K + ridge I) x = b: with F = K_nM T^{-1} = U S V^T (thin
+    SVD, from the eigendecomposition of F^T F), K_nys = U S^2 U^T and
+    (K_nys + ridge I)^{-1} = U ((S^2 + ridge)^{-1} - 1/ridge) U^T + I / ridge.
+    Memory: about three n x M float64 arrays while it is built, one after.
+
+    Examples:
+        >>> import numpy as np, lazykit
+        >>> from lazykit.solvers.nystrom import nystrom_preconditioner
+        >>> x = np.random.default_rng(0).normal(size=(40, 3))
+        >>> net = lazykit.mlp(2)
+        >>> apply = nystrom_preconditioner(net, x, 0.5, kind="ntk", n_centers=40, seed=0)
+        >>> r = np.ones((40, 1))  # with every point as a centre, P = K + ridge I
+        >>> bool(np.allclose((net.kernel(x).ntk + 0.5 * np.eye(40)) @ apply(r), r))
+        True
+    """
+    if not ridge > 0:
+        raise ValueError(f"the Nystrom preconditioner needs ridge > 0; got ridge={ridge}.")
+    centers, _, t = _centres(source, x, kind, dtype, n_centers, seed)
+    factor = np.empty((x.shape[0], centers.shape[0]))
+    label = f"cg preconditioner K_nM ({x.shape[0]} x {centers.shape[0]})"
+    for start, block in _row_blocks(source, x, centers, kind, dtype, label, verbose):
+        factor[start:start + block.shape[0]] = scipy.linalg.solve_triangular(
+            t, block.T, trans="T", check_finite=False).T
+    values, vectors = np.linalg.eigh(factor.T @ factor)
+    keep = values > values.shape[0] * np.finfo(np.float64).eps * max(values[-1], 0.0)
+    basis = factor @ (vectors[:, keep] / np.sqrt(values[keep]))
+    shrink = 1.0 / (values[keep] + ridge) - 1.0 / ridge
+
+    def apply(r):
+        return basis @ (shrink[:, None] * (basis.T @ r)) + r / ridge
+
+    return apply
+
+
+def _normal_products(source, x, centers, targets, kind, dtype, store, verbose):
+    """(v -> K_nM^T K_nM v, K_nM^T Y), from a stored K_nM or one accumulated pass."""
+    n, m = x.shape[0], centers.shape[0]
+    k_nm = np.empty((n, m)) if store else None
+    gram = None if store else np.zeros((m, m), order="F")  # upper triangle, by SYRK
+    rhs = np.zeros((m, targets.shape[1]))
+    label = f"nystrom K_nM ({n} x {m}, {'stored' if store else 'streamed'})"
+    for start, block in _row_blocks(source, x, centers, kind, dtype, label, verbose):
+        rhs += block.T @ targets[start:start + block.shape[0]]
+        if store:
+            k_nm[start:start + block.shape[0]] = block
+        else:
+            gram = scipy.linalg.blas.dsyrk(1.0, block.T, beta=1.0, c=gram, lower=0,
+                                           overwrite_c=1)
+    if store:
+        return (lambda v: k_nm.T @ (k_nm @ v)), rhs
+    gram = np.triu(gram) + np.triu(gram, 1).T
+    return (lambda v: gram @ v), rhs

@@ -1,0 +1,130 @@
+"""Which solver a kernel regression problem can use, from the memory each one needs.
+
+Bytes in float64 for n training points, k targets, M Nystrom centres:
+
+- exact ("cholesky", t = inf): 4 n^2 floats, the measured peak (both kernels
+  of the padded inputs, their unpadded copies, then the Gram matrix and its
+  factor: 12.8 GiB at n = 20,000); finite t ("eigh"): 5 n^2;
+- "cg": 6 n k (CG vectors) plus the kernel tiles in flight, and 3 n M while
+  its Nystrom preconditioner is built (ridge > 0);
+- "nystrom", stored: n M (K_nM) + 4 M^2 + 6 n k + one block of K_nM rows;
+- "nystrom", streamed: the same without the n M term.
+
+"auto" takes the exact solver when it fits in the memory available now (90%
+of it, as the kernels' own check), else the Nystrom solver (storing K_nM when
+that takes at most half of the available memory), and refuses a problem that
+fits under neither with an :class:`~lazykit.InsufficientMemoryError` naming
+the sizes. It never picks "cg": one CG iteration costs a pass over all n^2 / 2
+kernel entries, hours on a CPU at the sizes where the exact solver no longer fits.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+
+from lazykit.kernels.compute import (
+    _WORK_ARRAYS_PER_TILE,
+    InsufficientMemoryError,
+    available_memory,
+    check_memory,
+)
+from lazykit.solvers.nystrom import block_rows
+
+_FLOAT = 8
+_FIT = 0.9  # fraction of the available memory a plan may use (as check_memory)
+
+
+class Plan(NamedTuple):
+    """The solver chosen for a problem, and whether the Nystrom solver stores K_nM."""
+
+    name: str
+    store: bool = True
+
+
+def exact_bytes(n: int, finite_time: bool) -> int:
+    """Bytes for the dense Gram matrix and its factorization."""
+    return (5 if finite_time else 4) * n * n * _FLOAT
+
+
+def cg_bytes(n: int, k: int, tile: int, n_centers: int, preconditioned: bool) -> int:
+    """Bytes for CG's vectors, the kernel tiles in flight and the preconditioner."""
+    tiles = _WORK_ARRAYS_PER_TILE * tile * tile * _FLOAT * len(jax.devices())
+    return (6 * n * k + (3 * n * min(n, n_centers) if preconditioned else 0)) * _FLOAT + tiles
+
+
+def nystrom_bytes(n: int, k: int, n_centers: int, store: bool) -> int:
+    """Bytes for the Nystrom solver (K_nM only if ``store``)."""
+    m = min(n, n_centers)
+    block = 4 * min(n, block_rows(m)) * m * _FLOAT
+    return (n * m * _FLOAT if store else 0) + 4 * m * m * _FLOAT + 6 * n * k * _FLOAT + block
+
+
+def _size(nbytes: float) -> str:
+    """Bytes in GiB, or in MiB below one GiB."""
+    return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.2f} MiB"
+
+
+def choose_solver(requested: str, *, n: int, k: int, finite_time: bool, ridge: float,
+                  n_centers: int, tile: int) -> Plan:
+    """The solver for ``requested`` ("auto", "cholesky", "eigh", "cg" or "nystrom").
+
+    Raises:
+        ValueError: a matrix-free solver with a finite training time, or the
+            Nystrom solver with ridge = 0.
+        InsufficientMemoryError: "auto" on a problem that fits under no solver.
+
+    Examples:
+        >>> from lazykit.solvers.planning import choose_solver
+        >>> choose_solver("auto", n=1000, k=1, finite_time=False, ridge=0.0, n_centers=500,
+        ...               tile=1024)
+        Plan(name='cholesky', store=True)
+    """
+    free = available_memory()
+    budget = _FIT * free
+    if requested in ("cg", "nystrom"):
+        if finite_time:
+            raise ValueError(
+                f"solver={requested!r} solves only infinite-time regression (t=None): the "
+                "gradient-flow filter A^{-1}(I - exp(-s A)) at a finite time needs the spectrum "
+                "of A (a Lanczos process with one kernel pass per iteration), which lazykit does "
+                "not implement matrix-free. Use solver='eigh' (or 'auto') for finite t; it needs "
+                f"{_size(exact_bytes(n, True))} for n={n}.")
+        if requested == "nystrom":
+            if not ridge > 0:
+                raise ValueError(f"solver='nystrom' needs ridge > 0; got ridge={ridge}. Set a "
+                                 "positive ridge, or use solver='cg' for a ridgeless solve.")
+            check_memory(nystrom_bytes(n, k, n_centers, False),
+                                 f"the streamed Nystrom solver (n={n}, k={k}, "
+                                 f"M={min(n, n_centers)})", "Use fewer n_centers.")
+            return Plan("nystrom", nystrom_bytes(n, k, n_centers, True) <= 0.5 * free)
+        check_memory(cg_bytes(n, k, tile, n_centers, ridge > 0),
+                     f"the CG solver (n={n}, k={k}, tile={tile}, M={min(n, n_centers)})",
+                     "Use a smaller tile_size or fewer n_centers.")
+        return Plan("cg")
+    if requested != "auto":
+        return Plan(requested)
+    exact = exact_bytes(n, finite_time)
+    if exact <= budget:
+        return Plan("eigh" if finite_time else "cholesky")
+    streamed = nystrom_bytes(n, k, n_centers, False)
+    sizes = (f"n={n} training points and k={k} targets need {_size(exact)} for the exact "
+             f"{'eigendecomposition' if finite_time else 'Cholesky'} solve, but only "
+             f"{_size(free)} of memory is available")
+    if finite_time:
+        raise InsufficientMemoryError(
+            f"{sizes}, and the matrix-free solvers ('cg', 'nystrom') solve only t=None. Use "
+            "fewer training points, or t=None.")
+    if not ridge > 0:
+        raise InsufficientMemoryError(
+            f"{sizes}. The Nystrom solver that 'auto' would use needs ridge > 0: set ridge, or "
+            f"choose solver='cg' (ridgeless, {_size(cg_bytes(n, k, tile, n_centers, False))}, "
+            "but one pass over "
+            f"all {n}^2 / 2 kernel entries per iteration).")
+    if streamed > budget:
+        raise InsufficientMemoryError(
+            f"{sizes}, and the streamed Nystrom solver with M={min(n, n_centers)} centres needs "
+            f"{_size(streamed)} (4 M^2 + 6 n k floats). Use fewer n_centers or training points.")
+    return Plan("nystrom", nystrom_bytes(n, k, n_centers, True) <= 0.5 * free)
+

@@ -1,0 +1,73 @@
+"""Solver choice by memory: auto takes the exact solve where it fits, else Nystrom, or refuses."""
+
+import numpy as np
+import pytest
+
+import lazykit
+from lazykit.kernels.compute import InsufficientMemoryError
+from lazykit.solvers import planning
+from lazykit.solvers.planning import Plan, choose_solver, exact_bytes, nystrom_bytes
+
+GIB = 2**30
+
+
+def _with_memory(monkeypatch, nbytes):
+    """Pretend that ``nbytes`` are available to the solver choice (the kernels see the truth)."""
+    monkeypatch.setattr(planning, "available_memory", lambda: int(nbytes))
+
+
+def _choose(n, k=1, *, finite_time=False, ridge=0.1, n_centers=2000, requested="auto"):
+    return choose_solver(requested, n=n, k=k, finite_time=finite_time, ridge=ridge,
+                         n_centers=n_centers, tile=1024)
+
+
+def test_choices_on_a_24_gib_machine(monkeypatch):
+    _with_memory(monkeypatch, 20 * GIB)
+    assert _choose(20_000) == Plan("cholesky")  # 12.8 GB
+    assert _choose(20_000, finite_time=True) == Plan("eigh")  # 16 GB
+    assert _choose(30_000) == Plan("nystrom", store=True)  # the exact solve: 28.8 GB
+    assert _choose(100_000) == Plan("nystrom", store=True)  # K_nM: 1.6 GB
+    assert _choose(1_000_000) == Plan("nystrom", store=False)  # K_nM would take 16 GB
+
+
+def test_memory_formulas():
+    assert exact_bytes(1000, False) == 4 * 8 * 10**6
+    assert exact_bytes(1000, True) == 5 * 8 * 10**6
+    stored, streamed = nystrom_bytes(10**5, 2, 1000, True), nystrom_bytes(10**5, 2, 1000, False)
+    assert stored - streamed == 8 * 10**8
+
+
+def test_auto_switches_to_nystrom_when_the_exact_solve_does_not_fit(monkeypatch, rng):
+    """Centre seeds 0-4: Nystrom predictions 3.9-4.8% (relative norm) from the exact ones."""
+    x, x_test = rng.normal(size=(1000, 2)), rng.normal(size=(200, 2))
+    y = np.sin(2 * x[:, 0]) * x[:, 1]
+    exact = lazykit.NTKRegressor(ridge=1.0).fit(x, y)
+    assert exact.solver_ == "cholesky"
+    _with_memory(monkeypatch, 0.8 * exact_bytes(1000, False))
+    model = lazykit.NTKRegressor(ridge=1.0, n_centers=200).fit(x, y)
+    assert model.solver_ == "nystrom" and model.n_iter_ >= 1
+    difference = model.predict(x_test) - exact.predict(x_test)
+    assert np.linalg.norm(difference) < 0.08 * np.linalg.norm(exact.predict(x_test))
+
+
+def test_impossible_problems_are_refused_with_their_sizes(monkeypatch, rng):
+    x, y = rng.normal(size=(300, 4)), rng.normal(size=300)
+    _with_memory(monkeypatch, 1000)
+    with pytest.raises(InsufficientMemoryError,
+                       match=r"n=300 training points and k=1 targets need 2\.75 MiB .* only "
+                             r"0\.00 MiB .* Nystrom solver with M=300 centres needs"):
+        lazykit.NTKRegressor(ridge=0.1, n_centers=500).fit(x, y)
+    with pytest.raises(InsufficientMemoryError, match=r"matrix-free solvers .* solve only t=None"):
+        lazykit.NTKRegressor(ridge=0.1, t=3.0).fit(x, y)
+    with pytest.raises(InsufficientMemoryError, match="needs ridge > 0: set ridge"):
+        lazykit.NTKRegressor().fit(x, y)
+
+
+def test_explicit_matrix_free_solvers_check_their_own_memory(monkeypatch):
+    from lazykit.kernels import compute
+
+    monkeypatch.setattr(compute, "available_memory", lambda: 10**6)
+    with pytest.raises(InsufficientMemoryError, match=r"the CG solver \(n=100000, k=1"):
+        _choose(100_000, requested="cg")
+    with pytest.raises(InsufficientMemoryError, match=r"Nystrom solver \(n=100000, k=1, M=2000"):
+        _choose(100_000, requested="nystrom")
