@@ -175,6 +175,7 @@ class NeuralKernelModel(BaseEstimator):
             self.dual_coef_ = self._solver.coef
             self.n_iter_ = self._solver.iterations
             return
+        self.n_iter_ = 1  # one factorization (scikit-learn's convention: at least 1)
         if isinstance(source, str):
             train = X
         else:

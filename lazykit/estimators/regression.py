@@ -139,7 +139,8 @@ class NTKRegressor(_FlowRegressor):
             are ``Theta(x, X) @ dual_coef_`` (with "nystrom": the coefficients
             of the M centres, ``Theta(x, centres) @ dual_coef_``).
         solver_: the solver actually used ("cholesky", "eigh", "cg" or "nystrom").
-        n_iter_: iterations run ("cg" and "nystrom" only).
+        n_iter_: iterations run by "cg" and "nystrom"; 1 for the direct solvers (one
+            factorization).
         n_features_in_: number of features seen in fit.
 
     Examples:
