@@ -8,20 +8,9 @@ parameters. Prints one JSON object {case: {dtype: {implementation: seconds or er
 import argparse
 import json
 import sys
-import time
 
 import jax
-import numpy as np
-
-
-def median_seconds(fn, reps):
-    fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+from _timing import median_seconds
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -28,6 +27,8 @@ import lazykit
 from lazykit._dtypes import precision
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _timing import median_seconds
+
 from benchmarks._empirical_cases import build
 
 CASES = [
@@ -38,14 +39,6 @@ CASES = [
 ]
 
 
-def median_seconds(fn, reps: int) -> float:
-    fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def neural_tangents_times(python: str, reps: int) -> dict | None:

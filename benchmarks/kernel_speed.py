@@ -21,11 +21,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _timing import median_seconds
 
 import lazykit
 from lazykit._dtypes import precision
@@ -33,14 +33,6 @@ from lazykit._dtypes import precision
 W_STD, B_STD = 1.3, 0.2
 
 
-def median_seconds(fn, reps: int) -> float:
-    fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def plain_relu_kernel(rows: np.ndarray, x: np.ndarray, depth: int):

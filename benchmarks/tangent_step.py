@@ -13,11 +13,11 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _timing import median_seconds
 
 import lazykit
 from lazykit._dtypes import precision
@@ -31,14 +31,6 @@ CASES = [
 ]
 
 
-def median_seconds(fn, reps: int) -> float:
-    fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def step_seconds(model, n, d, *, batch_size, tangent, steps, reps, dtype):
