@@ -38,7 +38,9 @@ import numpy as np
 from scipy import stats
 
 from lazykit._dtypes import precision
-from lazykit.experiments.results import ExperimentResult
+from lazykit.experiments.results import ExperimentResult, mean_and_spread
+
+SUMMARY_KEYS = ("test_loss_end", "test_loss_best", "train_loss_end", "neuron_travel")
 
 SETTINGS = {
     "quick": dict(dim=100, teacher_width=3, n_train=1000, n_test=1000, width=50,
@@ -185,7 +187,7 @@ def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResul
                              null_test_loss=float(test[i, 0]),
                              neuron_travel=neuron_travel(tau * a0, tau * c0, a[i], c[i])))
         say(f"lazy_vs_active: run {s + 1}/{cfg['seeds']} done ({len(taus)} scales)")
-    summary = _summarize(rows, taus)
+    summary = mean_and_spread(sorted(rows, key=lambda r: r["tau"]), "tau", SUMMARY_KEYS)
     curves, trajectories, picture_rows = _picture(cfg["picture"], cfg, seed)
     say("lazy_vs_active: 2-D picture done")
     findings = _findings(summary, picture_rows)
@@ -194,18 +196,6 @@ def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResul
                              "picture": picture_rows, "trajectories": trajectories},
                             "summary", findings)
 
-
-def _summarize(rows, taus):
-    summary = []
-    for tau in taus:
-        group = [r for r in rows if r["tau"] == tau]
-        entry = {"tau": tau}
-        for key in ("test_loss_end", "test_loss_best", "train_loss_end", "neuron_travel"):
-            values = np.array([r[key] for r in group])
-            entry[key] = float(values.mean())
-            entry[key + "_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        summary.append(entry)
-    return summary
 
 
 def _findings(summary, picture_rows):

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import pathlib
+import statistics
 from typing import Any
 
 
@@ -111,6 +112,28 @@ class ExperimentResult:
             lines.append("")
             lines += [f"{key}: {_format(value)}" for key, value in self.findings.items()]
         return "\n".join(lines)
+
+
+def mean_and_spread(rows, by: str, keys) -> list[dict]:
+    """One row per value of ``by`` (in order of appearance): the mean of each of ``keys``
+    and its sample standard deviation as ``key + "_std"`` (0 for a single row).
+
+    Examples:
+        >>> from lazykit.experiments.results import mean_and_spread
+        >>> rows = [{"m": 1, "x": 1.0}, {"m": 1, "x": 3.0}, {"m": 2, "x": 5.0}]
+        >>> mean_and_spread(rows, "m", ["x"])
+        [{'m': 1, 'x': 2.0, 'x_std': 1.4142135623730951}, {'m': 2, 'x': 5.0, 'x_std': 0.0}]
+    """
+    summary = []
+    for value in dict.fromkeys(r[by] for r in rows):
+        group = [r for r in rows if r[by] == value]
+        entry = {by: value}
+        for key in keys:
+            values = [r[key] for r in group]
+            entry[key] = float(sum(values) / len(values))
+            entry[key + "_std"] = float(statistics.stdev(values)) if len(values) > 1 else 0.0
+        summary.append(entry)
+    return summary
 
 
 def _format(value) -> str:

@@ -28,7 +28,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import interpolate, linalg
 
-from lazykit.experiments.results import ExperimentResult
+from lazykit.experiments.results import ExperimentResult, mean_and_spread
+
+DISTANCES = ("ridge_to_smoothing_spline", "min_norm_to_interpolating_spline")
 
 SETTINGS = {
     "quick": dict(n_data=24, noise=0.1, kink_range=1.5, smoothing=1e-3,
@@ -144,7 +146,7 @@ def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResul
                              min_norm_to_interpolating_spline=relative_distance(
                                  min_norm, interpolating)))
         say(f"spline_1d: width {width} done")
-    summary = _summarize(rows)
+    summary = mean_and_spread(rows, "width", DISTANCES)
     gd_rows = _gradient_descent_rows(cfg, seed, x, y, grid, half_range)
     say("spline_1d: gradient-descent path done")
     findings = {
@@ -159,18 +161,6 @@ def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResul
                             {"summary": summary, "runs": rows, "gradient_descent": gd_rows,
                              "curves": example}, "summary", findings)
 
-
-def _summarize(rows):
-    summary = []
-    for width in sorted({r["width"] for r in rows}):
-        group = [r for r in rows if r["width"] == width]
-        entry = {"width": width}
-        for key in ("ridge_to_smoothing_spline", "min_norm_to_interpolating_spline"):
-            values = np.array([r[key] for r in group])
-            entry[key] = float(values.mean())
-            entry[key + "_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        summary.append(entry)
-    return summary
 
 
 def _slope(summary, key):
