@@ -145,18 +145,12 @@ def test_progress_is_shown_when_asked_and_silent_otherwise(rng, capsys):
 
 def test_matrix_free_solvers_refuse_what_they_cannot_do(rng):
     x, y = rng.normal(size=(30, 3)), rng.normal(size=30)
-    with pytest.raises(ValueError, match="only infinite-time"):
-        lazykit.NTKRegressor(solver="cg", t=2.0).fit(x, y)
-    with pytest.raises(ValueError, match=r"needs ridge > 0; got ridge=0\.0"):
-        lazykit.NTKRegressor(solver="nystrom").fit(x, y)
     with pytest.raises(ValueError, match="network='precomputed'"):
         gram = lazykit.mlp(1).kernel(x).ntk
         lazykit.NTKRegressor(network="precomputed", solver="cg").fit(gram, y)
     model = lazykit.NTKRegressor(solver="cg", ridge=0.1).fit(x, y)
     with pytest.raises(ValueError, match="mean only"):
         model.predict(x, return_std=True)
-    with pytest.raises(ValueError, match="infinite time only"):
-        model.predict(x, t=3.0)
     assert model.predict(x, t=[np.inf, np.inf]).shape == (2, 30)
 
 
@@ -177,3 +171,62 @@ def test_ridgeless_cg_interpolates_or_warns(rng):
         warnings.simplefilter("error", NotConvergedWarning)
         model = lazykit.NTKRegressor(solver="cg", tol=1e-8).fit(x, y)
     np.testing.assert_allclose(model.predict(x), y, atol=1e-5)
+
+
+def _dense_flow(gram, ridge, y, s):
+    """A^{-1} (I - expm(-s A)) y with A = gram + ridge I, by SciPy's matrix exponential."""
+    import scipy.linalg
+
+    a = gram + ridge * np.eye(gram.shape[0])
+    return np.linalg.lstsq(a, y - scipy.linalg.expm(-s * a) @ y, rcond=1e-13)[0]
+
+
+@pytest.mark.parametrize("ridge", [0.0, 0.2])
+def test_lanczos_flow_matches_the_matrix_exponential(rng, ridge):
+    from lazykit.solvers.lanczos import lanczos_flow
+
+    gram = lazykit.mlp(2).kernel(rng.normal(size=(120, 4))).ntk
+    y = rng.normal(size=(120, 2))
+    a = gram + ridge * np.eye(120)
+    out, steps = lanczos_flow(lambda v: a @ v, y, [0.01, 1.0, 30.0], tol=1e-11, max_iter=120)
+    assert steps < 120
+    for i, s in enumerate([0.01, 1.0, 30.0]):
+        exact = _dense_flow(gram, ridge, y, s)
+        np.testing.assert_allclose(out[i], exact, atol=1e-8 * np.abs(exact).max())
+    with pytest.warns(NotConvergedWarning, match="stopped after 3 products"):
+        lanczos_flow(lambda v: a @ v, y, [30.0], tol=1e-11, max_iter=3)
+
+
+@pytest.mark.parametrize("ridge", [0.0, 0.3])
+@pytest.mark.parametrize("solver", ["cg", "nystrom"])
+def test_matrix_free_solvers_give_the_exact_flow_at_finite_times(rng, solver, ridge):
+    """cg (Lanczos) and nystrom with every point a centre: the eigh flow at any time."""
+    x, x_test = rng.normal(size=(150, 4)), rng.normal(size=(30, 4))
+    y = np.stack([np.sin(x[:, 0]), x[:, 1] * x[:, 2]], axis=1)
+    exact = lazykit.NTKRegressor(ridge=ridge, solver="eigh").fit(x, y)
+    model = lazykit.NTKRegressor(ridge=ridge, solver=solver, t=5.0, n_centers=150,
+                                 tol=1e-10).fit(x, y)
+    times = [5.0, 0.5, 60.0] + ([np.inf] if ridge > 0 else [])
+    np.testing.assert_allclose(model.predict(x_test, t=times), exact.predict(x_test, t=times),
+                               atol=1e-7)
+    gram = lazykit.mlp(lazykit.NTKRegressor().depth).kernel(x).ntk
+    coefficients = _dense_flow(gram, ridge, y, 5.0 / y.size)  # s = eta t / (n k)
+    np.testing.assert_allclose(model.dual_coef_, coefficients,
+                               atol=1e-6 * np.abs(coefficients).max())
+    np.testing.assert_allclose(model.predict(x_test), exact.predict(x_test, t=5.0), atol=1e-9)
+
+
+def test_nystrom_flow_is_gradient_flow_with_the_nystrom_kernel(rng):
+    """M < n centres: Q = K_nM K_MM^{-1} K_Mn, flow by SciPy's expm; ridgeless and ridged."""
+    x, x_test = rng.normal(size=(150, 4)), rng.normal(size=(30, 4))
+    y = np.sin(x[:, :1])
+    net = lazykit.mlp(lazykit.NTKRegressor().depth)
+    for ridge in (0.0, 0.1):
+        model = lazykit.NTKRegressor(ridge=ridge, solver="nystrom", n_centers=40, t=3.0).fit(x, y)
+        centers = model._solver.centers
+        k_mm, k_nm = net.kernel(centers).ntk, net.kernel(x, centers).ntk
+        q = k_nm @ np.linalg.solve(k_mm, k_nm.T)
+        q_test = net.kernel(x_test, centers).ntk @ np.linalg.solve(k_mm, k_nm.T)
+        for t in (3.0, 40.0):
+            expected = q_test @ _dense_flow(q, ridge, y, t / 150)
+            np.testing.assert_allclose(model.predict(x_test, t=t), expected, atol=1e-7)

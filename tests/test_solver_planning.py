@@ -28,13 +28,18 @@ def test_choices_on_a_24_gib_machine(monkeypatch):
     assert _choose(30_000) == Plan("nystrom", store=True)  # the exact solve: 28.8 GB
     assert _choose(100_000) == Plan("nystrom", store=True)  # K_nM: 1.6 GB
     assert _choose(1_000_000) == Plan("nystrom", store=False)  # K_nM would take 16 GB
+    # finite times and ridgeless fits: the Nystrom spectrum (gradient flow with its kernel)
+    assert _choose(30_000, finite_time=True, ridge=0.0) == Plan("nystrom", store=True)
 
 
 def test_memory_formulas():
     assert exact_bytes(1000, False) == 4 * 8 * 10**6
     assert exact_bytes(1000, True) == 5 * 8 * 10**6
-    stored, streamed = nystrom_bytes(10**5, 2, 1000, True), nystrom_bytes(10**5, 2, 1000, False)
-    assert stored - streamed == 8 * 10**8
+    n, k, m, rows = 10**5, 2, 1000, 4194  # rows of K_nM per block: 2^22 // M
+    vectors = 6 * n * k * 8
+    assert nystrom_bytes(n, k, m, True) == 8 * (n * m + 4 * m * m + 4 * rows * m) + vectors
+    # streamed, the RPCholesky pool (all n here) x (M + 2 blocks of 100 columns) dominates
+    assert nystrom_bytes(n, k, m, False) == 8 * n * (m + 200) + vectors
 
 
 def test_auto_switches_to_nystrom_when_the_exact_solve_does_not_fit(monkeypatch, rng):
@@ -57,10 +62,8 @@ def test_impossible_problems_are_refused_with_their_sizes(monkeypatch, rng):
                        match=r"n=300 training points and k=1 targets need 2\.75 MiB .* only "
                              r"0\.00 MiB .* Nystrom solver with M=300 centres needs"):
         lazykit.NTKRegressor(ridge=0.1, n_centers=500).fit(x, y)
-    with pytest.raises(InsufficientMemoryError, match=r"matrix-free solvers .* solve only t=None"):
-        lazykit.NTKRegressor(ridge=0.1, t=3.0).fit(x, y)
-    with pytest.raises(InsufficientMemoryError, match="needs ridge > 0: set ridge"):
-        lazykit.NTKRegressor().fit(x, y)
+    with pytest.raises(InsufficientMemoryError, match=r"for the exact eigendecomposition solve"):
+        lazykit.NTKRegressor(t=3.0, n_centers=500).fit(x, y)
 
 
 def test_explicit_matrix_free_solvers_check_their_own_memory(monkeypatch):
@@ -71,3 +74,5 @@ def test_explicit_matrix_free_solvers_check_their_own_memory(monkeypatch):
         _choose(100_000, requested="cg")
     with pytest.raises(InsufficientMemoryError, match=r"Nystrom solver \(n=100000, k=1, M=2000"):
         _choose(100_000, requested="nystrom")
+    with pytest.raises(InsufficientMemoryError, match=r"Lanczos basis of up to 1000 .* max_iter"):
+        _choose(100_000, requested="cg", finite_time=True)

@@ -5,7 +5,7 @@ trained kernel (NTK, or NNGP for the readout-only / Bayesian variants) once.
 Predict: the mean (and covariance) of the infinite ensemble trained by gradient
 flow for time t, for the estimator's ``t`` or any other times, from the cached
 factorization (lazykit.solvers.flow). The matrix-free solvers ("cg",
-"nystrom") never form the n x n kernel; they give the infinite-time mean only.
+"nystrom") never form the n x n kernel; they give the mean (not the spread) at any time.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from lazykit.estimators._sources import PRECOMPUTED, PaddedNetworkKernel, resolv
 from lazykit.kernels.compute import default_tile_size
 from lazykit.kernels.operator import KernelOperator
 from lazykit.solvers import SOLVERS, flow_covariance, flow_mean, make_solver, scaled_times
+from lazykit.solvers.centres import CENTRE_METHODS
 from lazykit.solvers.cg import ConjugateGradientSolver
 from lazykit.solvers.nystrom import NystromSolver, nystrom_preconditioner
 from lazykit.solvers.planning import Plan, choose_solver
@@ -83,6 +84,7 @@ class NeuralKernelModel(BaseEstimator):
         "tol": [Interval(Real, 0, 1, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "n_centers": [Interval(Integral, 1, None, closed="left")],
+        "centers": [StrOptions(set(CENTRE_METHODS))],
         "tile_size": [None, Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": [None, "boolean"],
@@ -90,8 +92,8 @@ class NeuralKernelModel(BaseEstimator):
 
     def __init__(self, network=None, *, depth=1, activation="relu", W_std=2.0**0.5, b_std=0.1,
                  parameterization="ntk", ridge=0.0, t=None, learning_rate=1.0, solver="auto",
-                 tol=1e-6, max_iter=1000, n_centers=2000, tile_size=None, random_state=0,
-                 verbose=None):
+                 tol=1e-6, max_iter=1000, n_centers=2000, centers="rpcholesky", tile_size=None,
+                 random_state=0, verbose=None):
         self.network = network
         self.depth = depth
         self.activation = activation
@@ -105,6 +107,7 @@ class NeuralKernelModel(BaseEstimator):
         self.tol = tol
         self.max_iter = max_iter
         self.n_centers = n_centers
+        self.centers = centers
         self.tile_size = tile_size
         self.random_state = random_state
         self.verbose = verbose
@@ -144,7 +147,8 @@ class NeuralKernelModel(BaseEstimator):
         if not isinstance(source, str):
             return choose_solver(self.solver, n=n, k=k, finite_time=finite_time,
                                  ridge=float(self.ridge), n_centers=self.n_centers,
-                                 tile=self.tile_size or default_tile_size())
+                                 tile=self.tile_size or default_tile_size(),
+                                 max_iter=self.max_iter)
         if self.solver in MATRIX_FREE:
             raise ValueError(
                 f"solver={self.solver!r} computes kernel tiles from the inputs, so it cannot "
@@ -191,18 +195,21 @@ class NeuralKernelModel(BaseEstimator):
     def _fit_matrix_free(self, plan: Plan, source, X: np.ndarray, targets: np.ndarray):
         ridge, kind = float(self.ridge), self._kind
         seed = check_random_state(self.random_state).randint(2**31 - 1)
+        scaled = self._scaled(check_times(self.t)[0])[0]
         if plan.name == "cg":
             network = source.network if isinstance(source, PaddedNetworkKernel) else source
             operator = KernelOperator(network, X, kind, np.dtype(np.float64), self.tile_size)
-            precondition = None if ridge == 0 else nystrom_preconditioner(
+            # The preconditioner serves the infinite-time CG solve, not the Lanczos flow.
+            precondition = None if ridge == 0 or np.isfinite(scaled) else nystrom_preconditioner(
                 source, X, ridge, kind=kind, n_centers=self.n_centers, seed=seed,
-                verbose=self.verbose)
+                sampling=self.centers, verbose=self.verbose)
             return ConjugateGradientSolver.fit(operator, targets, ridge, tol=self.tol,
                                                max_iter=self.max_iter, precondition=precondition,
-                                               verbose=self.verbose)
+                                               scaled=scaled, verbose=self.verbose)
         return NystromSolver.fit(source, X, targets, ridge, kind=kind, n_centers=self.n_centers,
                                  seed=seed, tol=self.tol, max_iter=self.max_iter,
-                                 store=plan.store, verbose=self.verbose)
+                                 sampling=self.centers, store=plan.store, scaled=scaled,
+                                 verbose=self.verbose)
 
     def _scaled(self, times: np.ndarray) -> np.ndarray:
         return scaled_times(times, float(self.learning_rate), self._targets.size)
@@ -248,13 +255,15 @@ class NeuralKernelModel(BaseEstimator):
         return mean, variance, scalar
 
     def _matrix_free_mean(self, X: np.ndarray, times: np.ndarray, spread) -> np.ndarray:
-        """The infinite-time mean from a matrix-free solver, repeated for each time (all inf)."""
-        name = f"{type(self).__name__} fitted with solver={self.solver_!r}"
+        """The mean from a matrix-free solver; times other than the fit's are solved anew."""
         if spread is not None:
-            raise ValueError(f"{name} gives the mean only: return_std and return_cov need the "
-                             "dense solvers (solver='cholesky' or 'eigh').")
-        if not np.isinf(times).all():
-            raise ValueError(f"{name} predicts at infinite time only; got t={times.tolist()}. "
-                             "Finite times need solver='eigh' (or 'auto' where it fits).")
-        mean = self._solver.predict(X)
-        return np.broadcast_to(mean, (times.shape[0], *mean.shape))
+            raise ValueError(f"{type(self).__name__} fitted with solver={self.solver_!r} gives "
+                             "the mean only: return_std and return_cov need the dense solvers "
+                             "(solver='cholesky' or 'eigh').")
+        scaled = self._scaled(times)
+        at_fit = scaled == self._scaled(check_times(self.t)[0])[0]
+        coef = np.empty((scaled.shape[0], *self._solver.coef.shape))
+        coef[at_fit] = self._solver.coef
+        if not at_fit.all():
+            coef[~at_fit] = self._solver.coefficients(scaled[~at_fit], self._targets)
+        return self._solver.predict(X, coef)

@@ -110,8 +110,8 @@ class NTKRegressor(_FlowRegressor):
         solver: "auto", "cholesky", "eigh", "cg" or "nystrom". "auto" takes the
             exact solver when the dense training kernel and its factorization
             fit in the memory available now (Cholesky for infinite time, else
-            eigendecomposition), otherwise "nystrom" (which needs ``ridge > 0``),
-            and refuses a problem that fits under neither with an
+            eigendecomposition), otherwise "nystrom", and refuses a problem
+            that fits under neither with an
             :class:`lazykit.InsufficientMemoryError` naming the sizes (see the
             scaling guide). Cholesky is used only where the kernel is
             numerically positive definite; a singular or ill-conditioned kernel
@@ -120,14 +120,21 @@ class NTKRegressor(_FlowRegressor):
             :class:`lazykit.IllConditionedKernelWarning` saying so. "cg" is
             matrix-free conjugate gradients on the exact system (memory O(n k),
             one pass over the n^2 / 2 kernel entries per iteration, sharded
-            over all JAX devices); "nystrom" is Falkon (Nystrom centres and
-            preconditioned CG, memory O(n M) or O(M^2)). Both give the
-            infinite-time mean only: ``t`` must be None and ``predict`` takes
-            no ``return_std`` / ``return_cov``. Everything is float64 and never NaN.
-        tol: relative residual at which "cg" and "nystrom" stop.
-        max_iter: most iterations of "cg" and "nystrom" (a
+            over all JAX devices; finite times by a Lanczos process on the
+            same products); "nystrom" is Falkon (Nystrom centres and
+            preconditioned CG, memory O(n M) or O(M^2); ridgeless fits and
+            finite times by gradient flow with the Nystrom kernel, one M x M
+            eigendecomposition). Both give the mean, not ``return_std`` /
+            ``return_cov``. Everything is float64 and never NaN.
+        tol: relative residual at which "cg" and "nystrom" stop (for the
+            Lanczos flow: the relative change of its Krylov coefficients).
+        max_iter: most iterations of "cg", "nystrom" and the Lanczos flow (a
             :class:`lazykit.NotConvergedWarning` if reached above ``tol``).
-        n_centers: Nystrom centres M, sampled uniformly from the training inputs.
+        n_centers: Nystrom centres M, picked from the training inputs.
+        centers: how they are picked: "rpcholesky" (randomly pivoted Cholesky,
+            where the current centres explain the kernel least; the default)
+            or "uniform" (uniformly at random). Also the centres of "cg"'s
+            preconditioner.
         tile_size: kernel tile edge for "cg" (None: 1024 on CPU, 8192 on accelerators).
         random_state: seed (or ``numpy.random.RandomState``) of the Nystrom centres.
         verbose: progress (iteration, residual) of "cg" and "nystrom" on stderr:

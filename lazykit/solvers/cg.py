@@ -32,10 +32,8 @@ import numpy as np
 
 from lazykit._progress import Progress
 from lazykit.kernels.operator import KernelOperator
-
-
-class NotConvergedWarning(RuntimeWarning):
-    """An iterative solver stopped at its iteration limit above its tolerance."""
+from lazykit.solvers.direct import NotConvergedWarning
+from lazykit.solvers.lanczos import lanczos_flow
 
 
 class CGResult(NamedTuple):
@@ -123,7 +121,12 @@ def _worst(rs: np.ndarray, norms: np.ndarray) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class ConjugateGradientSolver:
-    """(K + ridge I)^{-1} Y by matrix-free CG; predictions K(x, X) coef, also matrix-free.
+    """Matrix-free kernel regression: CG at infinite time, Lanczos at finite times.
+
+    ``coef`` is g_s(K + ridge I) Y at the scaled fit time ``scaled`` (s = inf:
+    (K + ridge I)^{-1} Y by preconditioned CG; finite s: the Lanczos
+    approximation of lazykit.solvers.lanczos); :meth:`coefficients` gives
+    other times, :meth:`predict` K(x, X) coef, both matrix-free.
 
     Examples:
         >>> import numpy as np, lazykit
@@ -140,23 +143,58 @@ class ConjugateGradientSolver:
 
     name: ClassVar[str] = "cg"
     operator: KernelOperator
+    ridge: float
+    tol: float
+    max_iter: int
+    precondition: Callable | None
+    verbose: bool | None
     coef: np.ndarray
     iterations: int
     relative_residual: float
 
     @classmethod
     def fit(cls, operator: KernelOperator, targets: np.ndarray, ridge: float, *, tol: float,
-            max_iter: int, precondition: Callable | None = None,
+            max_iter: int, precondition: Callable | None = None, scaled: float = np.inf,
             verbose: bool | None = None) -> ConjugateGradientSolver:
-        """Solve (K + ridge I) coef = targets (n, k) by CG (``precondition``: r -> P^{-1} r)."""
-        def apply(v):
-            return operator.matvec(v) + ridge * v
+        """Coefficients at the scaled time ``scaled`` for targets (n, k).
 
-        result = conjugate_gradient(apply, targets, tol=tol, max_iter=max_iter,
-                                    precondition=precondition, label=f"cg (n={operator.n})",
-                                    verbose=verbose)
-        return cls(operator, result.solution, result.iterations, result.relative_residual)
+        ``precondition`` (r -> P^{-1} r) serves the infinite-time CG solve only.
+        """
+        solver = cls(operator, ridge, tol, max_iter, precondition, verbose, None, 0, 0.0)
+        if np.isinf(scaled):
+            result = solver._solve(targets)
+            return dataclasses.replace(solver, coef=result.solution,
+                                       iterations=result.iterations,
+                                       relative_residual=result.relative_residual)
+        coef, steps = solver._flow(targets, np.array([scaled]))
+        return dataclasses.replace(solver, coef=coef[0], iterations=steps, relative_residual=tol)
 
-    def predict(self, x_new: np.ndarray) -> np.ndarray:
-        """K(x_new, X) coef: shape (n_new, k)."""
-        return self.operator.cross_matvec(x_new, self.coef)
+    def coefficients(self, scaled: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """g_s(K + ridge I) targets for each scaled time (recomputed): shape (T, n, k)."""
+        scaled = np.asarray(scaled, dtype=np.float64)
+        out = np.empty((scaled.shape[0], *targets.shape))
+        finite = np.isfinite(scaled)
+        if (~finite).any():
+            out[~finite] = self._solve(targets).solution
+        if finite.any():
+            out[finite] = self._flow(targets, scaled[finite])[0]
+        return out
+
+    def predict(self, x_new: np.ndarray, coef: np.ndarray | None = None) -> np.ndarray:
+        """K(x_new, X) coef (default: the fitted coef), for coef of shape (n, k) or (T, n, k)."""
+        coef = self.coef if coef is None else coef
+        flat = np.moveaxis(coef, -2, 0).reshape(coef.shape[-2], -1)
+        out = self.operator.cross_matvec(x_new, flat)
+        return np.moveaxis(out.reshape(x_new.shape[0], *coef.shape[:-2], coef.shape[-1]), 0, -2)
+
+    def _apply(self, v: np.ndarray) -> np.ndarray:
+        return self.operator.matvec(v) + self.ridge * v
+
+    def _solve(self, targets: np.ndarray) -> CGResult:
+        return conjugate_gradient(self._apply, targets, tol=self.tol, max_iter=self.max_iter,
+                                  precondition=self.precondition,
+                                  label=f"cg (n={self.operator.n})", verbose=self.verbose)
+
+    def _flow(self, targets: np.ndarray, scaled: np.ndarray) -> tuple[np.ndarray, int]:
+        return lanczos_flow(self._apply, targets, scaled, tol=self.tol, max_iter=self.max_iter,
+                            label=f"lanczos (n={self.operator.n})", verbose=self.verbose)

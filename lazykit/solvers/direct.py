@@ -41,6 +41,10 @@ class IllConditionedKernelWarning(scipy.linalg.LinAlgWarning):
     """A kernel system was singular or ill-conditioned and was solved by pseudo-inverse."""
 
 
+class NotConvergedWarning(RuntimeWarning):
+    """An iterative solver stopped at its iteration limit above its tolerance."""
+
+
 def _shifted_copy(gram, ridge: float) -> np.ndarray:
     """A float64 C-ordered copy of ``gram`` with ``ridge`` added to its diagonal."""
     a = np.array(gram, dtype=np.float64, order="C", copy=True)

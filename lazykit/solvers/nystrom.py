@@ -23,8 +23,11 @@ Products with K_nM^T K_nM use the stored n x M matrix when it fits in memory
 ("stored", memory O(n M)); otherwise one streamed pass over row blocks of
 K_nM accumulates the M x M matrix K_nM^T K_nM and K_nM^T Y ("streamed",
 memory O(M^2 + block), one kernel pass in all rather than one per iteration).
-``ridge`` must be positive: with ridge = 0, H is K_nM^T K_nM, as ill-conditioned
-as K_MM squared, and the preconditioner does not help.
+Falkon's CG needs ``ridge > 0`` (with ridge = 0, H is K_nM^T K_nM, as
+ill-conditioned as K_MM squared, and the preconditioner does not help).
+Ridgeless fits and finite training times use :class:`NystromSpectrum`
+instead: gradient flow with the Nystrom kernel, exact for every time from one
+M x M eigendecomposition.
 """
 
 from __future__ import annotations
@@ -36,7 +39,15 @@ import numpy as np
 import scipy.linalg
 
 from lazykit._progress import Progress
+from lazykit.solvers.centres import (
+    BLOCK,
+    CENTRE_METHODS,
+    pool_size,
+    rpcholesky_centres,
+    uniform_centres,
+)
 from lazykit.solvers.cg import conjugate_gradient
+from lazykit.solvers.direct import flow_filter, pseudo_inverse_cutoff
 
 # Rows of K_nM computed at once: about 2^22 entries (32 MiB per kernel in float64).
 BLOCK_ENTRIES = 1 << 22
@@ -66,8 +77,57 @@ def _upper_cholesky(matrix: np.ndarray, jitter: float) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
+class NystromSpectrum:
+    """The Nystrom kernel Q = K_nM K_MM^{-1} K_Mn = F F^T, F = K_nM T^{-1}, through F^T F.
+
+    With F^T F = V diag(values) V^T and projected = V^T F^T Y, gradient flow
+    with Q + ridge I has the centre coefficients (f(x) = K(x, C) a)
+
+        a_s = T^{-1} V g_s(values + ridge) V^T F^T Y,
+
+    g_s the flow filter of lazykit.solvers.flow (s = inf: Falkon's solution;
+    with ridge = 0 the minimum-norm least-squares fit on the M features).
+    One streamed pass over K_nM (n M kernel entries, n M^2 flops for the
+    triangular solves and F^T F), then an M x M eigendecomposition.
+    """
+
+    basis: np.ndarray  # T^{-1} V, (M, M)
+    values: np.ndarray  # eigenvalues of F^T F
+    projected: np.ndarray  # V^T F^T Y, (M, k)
+    ridge: float
+
+    @classmethod
+    def build(cls, source, x, centers, t, targets, ridge: float, *, kind: str, dtype,
+              verbose: bool | None = None) -> NystromSpectrum:
+        """Accumulate F^T F and F^T Y over row blocks of K_nM, then diagonalize."""
+        m = centers.shape[0]
+        gram = np.zeros((m, m), order="F")  # upper triangle, by SYRK
+        rhs = np.zeros((m, targets.shape[1]))
+        label = f"nystrom spectrum F ({x.shape[0]} x {m}, streamed)"
+        for start, features in _feature_blocks(source, x, centers, t, kind, dtype, label,
+                                               verbose):
+            rhs += features.T @ targets[start:start + features.shape[0]]
+            gram = scipy.linalg.blas.dsyrk(1.0, features.T, beta=1.0, c=gram, lower=0,
+                                           overwrite_c=1)
+        values, vectors = np.linalg.eigh(np.triu(gram) + np.triu(gram, 1).T)
+        basis = scipy.linalg.solve_triangular(t, vectors, check_finite=False)
+        return cls(basis, np.maximum(values, 0.0), vectors.T @ rhs, float(ridge))
+
+    def coefficients(self, scaled) -> np.ndarray:
+        """Centre coefficients a_s for each scaled time: shape (T, M, k)."""
+        cutoff = pseudo_inverse_cutoff(self.values)
+        shifted = np.where(self.values > cutoff, self.values, 0.0) + self.ridge
+        weights = flow_filter(shifted, scaled, cutoff if self.ridge == 0 else 0.0)
+        return np.einsum("mr,tr,rk->tmk", self.basis, weights, self.projected)
+
+
+@dataclasses.dataclass(frozen=True)
 class NystromSolver:
     """Falkon: Nystrom kernel ridge regression by preconditioned CG (see the module text).
+
+    ``coef`` holds the centre coefficients at the scaled fit time ``scaled``:
+    Falkon's preconditioned CG for s = inf and ridge > 0, otherwise the
+    :class:`NystromSpectrum` (kept in ``spectrum``), which gives any time.
 
     Examples:
         >>> import numpy as np, lazykit
@@ -86,30 +146,65 @@ class NystromSolver:
     source: object
     kind: str
     dtype: np.dtype
+    ridge: float
+    inputs: np.ndarray  # the training inputs (a reference, not a copy)
     centers: np.ndarray
+    factor: np.ndarray  # T = chol(K_MM + jitter), upper
     coef: np.ndarray
     iterations: int
     relative_residual: float
     stored: bool
+    spectrum: NystromSpectrum | None = None
+    verbose: bool | None = None
 
     @classmethod
     def fit(cls, source, x: np.ndarray, targets: np.ndarray, ridge: float, *, kind: str,
             n_centers: int, seed, tol: float, max_iter: int, store: bool = True,
-            dtype=np.float64, verbose: bool | None = None) -> NystromSolver:
-        """Sample ``n_centers`` centres uniformly (``seed``), then solve by preconditioned CG.
+            scaled: float = np.inf, sampling: str = "rpcholesky", dtype=np.float64,
+            verbose: bool | None = None) -> NystromSolver:
+        """Pick ``n_centers`` centres (``sampling``: "rpcholesky" or "uniform", ``seed``), then
+        the centre coefficients at the scaled time ``scaled``.
 
-        ``store`` keeps K_nM in memory (n x M floats); otherwise K_nM^T K_nM is
-        accumulated in one streamed pass.
+        ``store`` keeps K_nM in memory (n x M floats) for Falkon's CG; otherwise
+        K_nM^T K_nM is accumulated in one streamed pass.
         """
-        n = x.shape[0]
-        if not ridge > 0:
-            raise ValueError(f"the Nystrom solver needs ridge > 0; got ridge={ridge}. Set ridge "
-                             "to a positive value (for example 1e-3 times the mean kernel "
-                             "diagonal), or use solver='cg' for a ridgeless matrix-free solve.")
-        centers, k_mm, t = _centres(source, x, kind, dtype, n_centers, seed)
-        m = centers.shape[0]
+        if ridge < 0:
+            raise ValueError(f"ridge must be >= 0; got ridge={ridge}.")
+        centers, k_mm, t = _centres(source, x, kind, dtype, n_centers, seed, sampling)
+        solver = cls(source, kind, np.dtype(dtype), float(ridge), x, centers, t, None, 0, 0.0,
+                     store, None, verbose)
+        if np.isinf(scaled) and ridge > 0:
+            return solver._falkon(x, targets, k_mm, tol, max_iter)
+        spectrum = NystromSpectrum.build(source, x, centers, t, targets, ridge, kind=kind,
+                                         dtype=dtype, verbose=verbose)
+        return dataclasses.replace(solver, coef=spectrum.coefficients([scaled])[0],
+                                   iterations=1, spectrum=spectrum, stored=False)
+
+    def coefficients(self, scaled, targets: np.ndarray) -> np.ndarray:
+        """Centre coefficients for each scaled time, from the spectrum (rebuilt if not kept)."""
+        spectrum = self.spectrum or NystromSpectrum.build(
+            self.source, self.inputs, self.centers, self.factor, targets, self.ridge,
+            kind=self.kind, dtype=self.dtype, verbose=self.verbose)
+        return spectrum.coefficients(scaled)
+
+    def predict(self, x_new: np.ndarray, coef: np.ndarray | None = None) -> np.ndarray:
+        """K(x_new, centres) coef in row blocks; coef (M, k) (default: the fit's) or (T, M, k)."""
+        coef = self.coef if coef is None else coef
+        flat = np.moveaxis(coef, -2, 0).reshape(coef.shape[-2], -1)
+        rows = block_rows(self.centers.shape[0])
+        out = np.empty((x_new.shape[0], flat.shape[1]))
+        for start in range(0, x_new.shape[0], rows):
+            block = kernel_block(self.source, x_new[start:start + rows], self.centers, self.kind,
+                                 self.dtype)
+            out[start:start + rows] = block @ flat
+        return np.moveaxis(out.reshape(x_new.shape[0], *coef.shape[:-2], coef.shape[-1]), 0, -2)
+
+    def _falkon(self, x, targets, k_mm, tol, max_iter) -> NystromSolver:
+        """Falkon's preconditioned CG on the normal equations (module text)."""
+        n, m, t, ridge = x.shape[0], self.centers.shape[0], self.factor, self.ridge
         a = _upper_cholesky(t @ t.T / m + (ridge / n) * np.eye(m), 0.0)
-        products, rhs = _normal_products(source, x, centers, targets, kind, dtype, store, verbose)
+        products, rhs = _normal_products(self.source, x, self.centers, targets, self.kind,
+                                         self.dtype, self.stored, self.verbose)
         solve = scipy.linalg.solve_triangular
         scale = 1.0 / np.sqrt(n)
 
@@ -125,27 +220,33 @@ class NystromSolver:
             return b_t(products(v) + ridge * (k_mm @ v))
 
         result = conjugate_gradient(apply, b_t(rhs), tol=tol, max_iter=max_iter,
-                                    label=f"nystrom (n={n}, M={m})", verbose=verbose)
-        return cls(source, kind, np.dtype(dtype), centers, b(result.solution), result.iterations,
-                   result.relative_residual, store)
-
-    def predict(self, x_new: np.ndarray) -> np.ndarray:
-        """K(x_new, centres) coef in row blocks: shape (n_new, k)."""
-        rows = block_rows(self.centers.shape[0])
-        out = np.empty((x_new.shape[0], self.coef.shape[1]))
-        for start in range(0, x_new.shape[0], rows):
-            block = kernel_block(self.source, x_new[start:start + rows], self.centers, self.kind,
-                                 self.dtype)
-            out[start:start + rows] = block @ self.coef
-        return out
+                                    label=f"nystrom (n={n}, M={m})", verbose=self.verbose)
+        return dataclasses.replace(self, coef=b(result.solution), iterations=result.iterations,
+                                   relative_residual=result.relative_residual)
 
 
-def _centres(source, x, kind, dtype, n_centers, seed):
-    """(centres sampled uniformly, K_MM, T = chol(K_MM + jitter) upper)."""
+def _centres(source, x, kind, dtype, n_centers, seed, method):
+    """(centres, K_MM, T = chol(K_MM + jitter) upper); ``method`` as in lazykit.solvers.centres."""
     n = x.shape[0]
     m = min(n_centers, n)
     rng = np.random.default_rng(seed)
-    centers = np.asarray(x[np.sort(rng.choice(n, size=m, replace=False))])
+    if method == "uniform":
+        picked = uniform_centres(n, m, rng)
+    elif method == "rpcholesky":
+        pool = uniform_centres(n, pool_size(n, m), rng)
+        candidates = np.asarray(x[pool])
+        diagonal = np.asarray(getattr(source.kernel(candidates, diagonal=True, dtype=dtype),
+                                      kind), dtype=np.float64)
+
+        def columns(indices):  # always BLOCK columns, so that one compiled kernel serves all
+            padded = np.resize(indices, BLOCK)
+            return kernel_block(source, candidates, candidates[padded], kind,
+                                dtype)[:, :indices.shape[0]]
+
+        picked = pool[rpcholesky_centres(columns, diagonal, m, rng)]
+    else:
+        raise ValueError(f"centre sampling must be one of {CENTRE_METHODS}; got {method!r}.")
+    centers = np.asarray(x[picked])
     k_mm = kernel_block(source, centers, centers, kind, dtype)
     k_mm = 0.5 * (k_mm + k_mm.T)
     t = _upper_cholesky(k_mm, m * np.finfo(np.float64).eps * float(np.mean(np.diag(k_mm))))
@@ -161,8 +262,15 @@ def _row_blocks(source, x, centers, kind, dtype, label, verbose):
             bar.update(1)
 
 
+def _feature_blocks(source, x, centers, t, kind, dtype, label, verbose):
+    """Yield (start, rows of F = K_nM T^{-1}) over row blocks, with progress."""
+    for start, block in _row_blocks(source, x, centers, kind, dtype, label, verbose):
+        yield start, scipy.linalg.solve_triangular(t, block.T, trans="T", check_finite=False).T
+
+
 def nystrom_preconditioner(source, x: np.ndarray, ridge: float, *, kind: str, n_centers: int,
-                           seed, dtype=np.float64, verbose: bool | None = None):
+                           seed, sampling: str = "rpcholesky", dtype=np.float64,
+                           verbose: bool | None = None):
     """r -> (K_nys + ridge I)^{-1} r, with K_nys = K_nM K_MM^{-1} K_Mn the Nystrom approximation.
 
     The preconditioner of Nystrom PCG (Frangella, Tropp, Udell 2023) for the
@@ -183,12 +291,11 @@ def nystrom_preconditioner(source, x: np.ndarray, ridge: float, *, kind: str, n_
     """
     if not ridge > 0:
         raise ValueError(f"the Nystrom preconditioner needs ridge > 0; got ridge={ridge}.")
-    centers, _, t = _centres(source, x, kind, dtype, n_centers, seed)
+    centers, _, t = _centres(source, x, kind, dtype, n_centers, seed, sampling)
     factor = np.empty((x.shape[0], centers.shape[0]))
     label = f"cg preconditioner K_nM ({x.shape[0]} x {centers.shape[0]})"
-    for start, block in _row_blocks(source, x, centers, kind, dtype, label, verbose):
-        factor[start:start + block.shape[0]] = scipy.linalg.solve_triangular(
-            t, block.T, trans="T", check_finite=False).T
+    for start, features in _feature_blocks(source, x, centers, t, kind, dtype, label, verbose):
+        factor[start:start + features.shape[0]] = features
     values, vectors = np.linalg.eigh(factor.T @ factor)
     keep = values > values.shape[0] * np.finfo(np.float64).eps * max(values[-1], 0.0)
     basis = factor @ (vectors[:, keep] / np.sqrt(values[keep]))

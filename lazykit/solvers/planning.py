@@ -6,9 +6,12 @@ Bytes in float64 for n training points, k targets, M Nystrom centres:
   of the padded inputs, their unpadded copies, then the Gram matrix and its
   factor: 12.8 GiB at n = 20,000); finite t ("eigh"): 5 n^2;
 - "cg": 6 n k (CG vectors) plus the kernel tiles in flight, and 3 n M while
-  its Nystrom preconditioner is built (ridge > 0);
+  its Nystrom preconditioner is built (ridge > 0); at a finite time the
+  Lanczos basis instead, up to max_iter n k;
 - "nystrom", stored: n M (K_nM) + 4 M^2 + 6 n k + one block of K_nM rows;
-- "nystrom", streamed: the same without the n M term.
+- "nystrom", streamed: the same without the n M term;
+- picking the centres by RPCholesky (before the above, for both matrix-free
+  solvers): pool x (M + 200) floats, pool <= max(16 M, 2^27 / M).
 
 "auto" takes the exact solver when it fits in the memory available now (90%
 of it, as the kernels' own check), else the Nystrom solver (storing K_nM when
@@ -30,6 +33,7 @@ from lazykit.kernels.compute import (
     available_memory,
     check_memory,
 )
+from lazykit.solvers.centres import BLOCK, pool_size
 from lazykit.solvers.nystrom import block_rows
 
 _FLOAT = 8
@@ -48,17 +52,27 @@ def exact_bytes(n: int, finite_time: bool) -> int:
     return (5 if finite_time else 4) * n * n * _FLOAT
 
 
-def cg_bytes(n: int, k: int, tile: int, n_centers: int, preconditioned: bool) -> int:
-    """Bytes for CG's vectors, the kernel tiles in flight and the preconditioner."""
+def cg_bytes(n: int, k: int, tile: int, n_centers: int, preconditioned: bool,
+             lanczos_steps: int = 0) -> int:
+    """Bytes for CG's vectors, the tiles in flight, the preconditioner and a Lanczos basis."""
     tiles = _WORK_ARRAYS_PER_TILE * tile * tile * _FLOAT * len(jax.devices())
-    return (6 * n * k + (3 * n * min(n, n_centers) if preconditioned else 0)) * _FLOAT + tiles
+    basis = min(n, lanczos_steps) * n * k
+    preconditioner = max(3 * n * min(n, n_centers) * _FLOAT, centre_bytes(n, n_centers))
+    return (6 * n * k + basis) * _FLOAT + (preconditioner if preconditioned else 0) + tiles
+
+
+def centre_bytes(n: int, n_centers: int) -> int:
+    """Bytes for picking the centres by RPCholesky: its pool x M factor and a block of columns."""
+    m = min(n, n_centers)
+    return pool_size(n, m) * (m + 2 * BLOCK) * _FLOAT
 
 
 def nystrom_bytes(n: int, k: int, n_centers: int, store: bool) -> int:
-    """Bytes for the Nystrom solver (K_nM only if ``store``)."""
+    """Bytes for the Nystrom solver (K_nM only if ``store``), its centres picked by RPCholesky."""
     m = min(n, n_centers)
     block = 4 * min(n, block_rows(m)) * m * _FLOAT
-    return (n * m * _FLOAT if store else 0) + 4 * m * m * _FLOAT + 6 * n * k * _FLOAT + block
+    solve = (n * m * _FLOAT if store else 0) + 4 * m * m * _FLOAT + block
+    return max(solve, centre_bytes(n, n_centers)) + 6 * n * k * _FLOAT
 
 
 def _size(nbytes: float) -> str:
@@ -67,13 +81,14 @@ def _size(nbytes: float) -> str:
 
 
 def choose_solver(requested: str, *, n: int, k: int, finite_time: bool, ridge: float,
-                  n_centers: int, tile: int) -> Plan:
+                  n_centers: int, tile: int, max_iter: int = 1000) -> Plan:
     """The solver for ``requested`` ("auto", "cholesky", "eigh", "cg" or "nystrom").
 
+    ``max_iter`` bounds the Lanczos basis that "cg" keeps for a finite time.
+
     Raises:
-        ValueError: a matrix-free solver with a finite training time, or the
-            Nystrom solver with ridge = 0.
-        InsufficientMemoryError: "auto" on a problem that fits under no solver.
+        InsufficientMemoryError: a problem that does not fit under the requested
+            solver, or under any solver for "auto".
 
     Examples:
         >>> from lazykit.solvers.planning import choose_solver
@@ -83,25 +98,18 @@ def choose_solver(requested: str, *, n: int, k: int, finite_time: bool, ridge: f
     """
     free = available_memory()
     budget = _FIT * free
-    if requested in ("cg", "nystrom"):
-        if finite_time:
-            raise ValueError(
-                f"solver={requested!r} solves only infinite-time regression (t=None): the "
-                "gradient-flow filter A^{-1}(I - exp(-s A)) at a finite time needs the spectrum "
-                "of A (a Lanczos process with one kernel pass per iteration), which lazykit does "
-                "not implement matrix-free. Use solver='eigh' (or 'auto') for finite t; it needs "
-                f"{_size(exact_bytes(n, True))} for n={n}.")
-        if requested == "nystrom":
-            if not ridge > 0:
-                raise ValueError(f"solver='nystrom' needs ridge > 0; got ridge={ridge}. Set a "
-                                 "positive ridge, or use solver='cg' for a ridgeless solve.")
-            check_memory(nystrom_bytes(n, k, n_centers, False),
-                                 f"the streamed Nystrom solver (n={n}, k={k}, "
-                                 f"M={min(n, n_centers)})", "Use fewer n_centers.")
-            return Plan("nystrom", nystrom_bytes(n, k, n_centers, True) <= 0.5 * free)
-        check_memory(cg_bytes(n, k, tile, n_centers, ridge > 0),
-                     f"the CG solver (n={n}, k={k}, tile={tile}, M={min(n, n_centers)})",
-                     "Use a smaller tile_size or fewer n_centers.")
+    if requested == "nystrom":
+        check_memory(nystrom_bytes(n, k, n_centers, False),
+                     f"the streamed Nystrom solver (n={n}, k={k}, M={min(n, n_centers)})",
+                     "Use fewer n_centers.")
+        return Plan("nystrom", nystrom_bytes(n, k, n_centers, True) <= 0.5 * free)
+    if requested == "cg":
+        check_memory(cg_bytes(n, k, tile, n_centers, ridge > 0 and not finite_time,
+                              max_iter if finite_time else 0),
+                     f"the CG solver (n={n}, k={k}, tile={tile}, M={min(n, n_centers)}"
+                     + (f", Lanczos basis of up to {max_iter} vectors)" if finite_time else ")"),
+                     "Use a smaller tile_size, fewer n_centers"
+                     + (" or a smaller max_iter." if finite_time else "."))
         return Plan("cg")
     if requested != "auto":
         return Plan(requested)
@@ -109,22 +117,11 @@ def choose_solver(requested: str, *, n: int, k: int, finite_time: bool, ridge: f
     if exact <= budget:
         return Plan("eigh" if finite_time else "cholesky")
     streamed = nystrom_bytes(n, k, n_centers, False)
-    sizes = (f"n={n} training points and k={k} targets need {_size(exact)} for the exact "
-             f"{'eigendecomposition' if finite_time else 'Cholesky'} solve, but only "
-             f"{_size(free)} of memory is available")
-    if finite_time:
-        raise InsufficientMemoryError(
-            f"{sizes}, and the matrix-free solvers ('cg', 'nystrom') solve only t=None. Use "
-            "fewer training points, or t=None.")
-    if not ridge > 0:
-        raise InsufficientMemoryError(
-            f"{sizes}. The Nystrom solver that 'auto' would use needs ridge > 0: set ridge, or "
-            f"choose solver='cg' (ridgeless, {_size(cg_bytes(n, k, tile, n_centers, False))}, "
-            "but one pass over "
-            f"all {n}^2 / 2 kernel entries per iteration).")
     if streamed > budget:
         raise InsufficientMemoryError(
-            f"{sizes}, and the streamed Nystrom solver with M={min(n, n_centers)} centres needs "
-            f"{_size(streamed)} (4 M^2 + 6 n k floats). Use fewer n_centers or training points.")
+            f"n={n} training points and k={k} targets need {_size(exact)} for the exact "
+            f"{'eigendecomposition' if finite_time else 'Cholesky'} solve, but only "
+            f"{_size(free)} of memory is available, and the streamed Nystrom solver with "
+            f"M={min(n, n_centers)} centres needs {_size(streamed)} (4 M^2 + 6 n k floats). Use "
+            "fewer n_centers or training points.")
     return Plan("nystrom", nystrom_bytes(n, k, n_centers, True) <= 0.5 * free)
-
