@@ -19,7 +19,9 @@ Run (from the repository root), for instance:
     python benchmarks/scale.py --plan "1000:cholesky,sklearn,nystrom,cg" \\
         "100000:auto" "1000000:auto" --out docs/scale
 
-A plan entry is ``n:method,method,...``; ``nystrom@8000`` sets M for one run.
+A plan entry is ``n:method,method,...``; ``nystrom@8000`` sets M for one run;
+``--centers rpcholesky`` picks the Nystrom centres (and CG's preconditioner's)
+by randomly pivoted Cholesky instead of uniformly.
 Results are appended to <out>/scale.json as they come; <out>/scale.png plots
 fit + predict time and peak memory against n, one line per method.
 """
@@ -72,11 +74,11 @@ def _sklearn(x, y, x_test):
     return fitted - start, time.perf_counter() - fitted, prediction, {}
 
 
-def _lazykit(x, y, x_test, solver, n_centers):
+def _lazykit(x, y, x_test, solver, n_centers, centers):
     import lazykit
 
     model = lazykit.NTKRegressor(depth=2, ridge=RIDGE, solver=solver, n_centers=n_centers,
-                                 tol=1e-4, verbose=False)
+                                 centers=centers, tol=1e-4, verbose=False)
     start = time.perf_counter()
     model.fit(x, y)
     fitted = time.perf_counter()
@@ -85,25 +87,25 @@ def _lazykit(x, y, x_test, solver, n_centers):
         "solver_": model.solver_, "n_iter": getattr(model, "n_iter_", None)}
 
 
-def worker(n: int, method: str, n_centers: int) -> dict:
+def worker(n: int, method: str, n_centers: int, centers: str) -> dict:
     x, y = make_data(n, seed=0)
     x_test, y_test = make_data(N_TEST, seed=1)
     if method == "sklearn":
         fit_s, predict_s, prediction, extra = _sklearn(x, y, x_test)
     else:
-        fit_s, predict_s, prediction, extra = _lazykit(x, y, x_test, method, n_centers)
-    return {"n": n, "method": method, "n_centers": n_centers, "fit_s": fit_s,
+        fit_s, predict_s, prediction, extra = _lazykit(x, y, x_test, method, n_centers, centers)
+    return {"n": n, "method": method, "n_centers": n_centers, "centers": centers, "fit_s": fit_s,
             "predict_s": predict_s, "total_s": fit_s + predict_s,
             "test_mse": float(np.mean((prediction - y_test) ** 2)),
             "peak_gib": peak_rss_gib(), **extra}
 
 
-def run_point(n: int, method: str, n_centers: int) -> dict:
-    command = [sys.executable, __file__, "--worker", str(n), method, str(n_centers)]
+def run_point(n: int, method: str, n_centers: int, centers: str) -> dict:
+    command = [sys.executable, __file__, "--worker", str(n), method, str(n_centers), centers]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        return {"n": n, "method": method, "n_centers": n_centers,
+        return {"n": n, "method": method, "n_centers": n_centers, "centers": centers,
                 "error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -149,25 +151,26 @@ def plot(results: list[dict], path: Path) -> None:
 def _label(row: dict) -> str:
     method = row["method"]
     if method in ("nystrom", "cg") or row.get("solver_") == "nystrom":
-        return f"lazykit {method} (M={row['n_centers']})"
+        return f"lazykit {method} (M={row['n_centers']}, {row.get('centers', 'uniform')})"
     return "scikit-learn KernelRidge" if method == "sklearn" else f"lazykit {method}"
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        n, method, centers = sys.argv[2:5]
-        print(json.dumps(worker(int(n), method, int(centers))))
+        n, method, n_centers, centers = sys.argv[2:6]
+        print(json.dumps(worker(int(n), method, int(n_centers), centers)))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", nargs="+", required=True, help="entries n:method,method,...")
     parser.add_argument("--n-centers", type=int, default=2000)
+    parser.add_argument("--centers", choices=("rpcholesky", "uniform"), default="uniform")
     parser.add_argument("--out", type=Path, default=Path("docs/scale"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     store = args.out / "scale.json"
     results = json.loads(store.read_text()) if store.exists() else []
     for n, method, centers in parse_plan(args.plan, args.n_centers):
-        row = run_point(n, method, centers)
+        row = run_point(n, method, centers, args.centers)
         results.append(row)
         store.write_text(json.dumps(results, indent=1))
         print(json.dumps(row), flush=True)

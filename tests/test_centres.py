@@ -19,6 +19,10 @@ def _trace_error(gram, picked):
     return float(np.trace(gram - q))
 
 
+def _picked(gram, m, rng, block=100):
+    return rpcholesky_centres(lambda s: gram[:, s], np.diag(gram).copy(), m, rng, block=block)
+
+
 def test_rpcholesky_beats_uniform_and_nears_the_best_rank():
     """Seeds 0-4, M = 40: RPCholesky 112-125, uniform 175-221, best rank-20 tail 101-106,
     sequential (block 1) RPCholesky 116-129."""
@@ -27,11 +31,10 @@ def test_rpcholesky_beats_uniform_and_nears_the_best_rank():
         gram = lazykit.mlp(2, activation="erf").kernel(_clustered(seed)).ntk
         rng = np.random.default_rng(seed)
         uniform = _trace_error(gram, uniform_centres(600, 40, rng))
-        picked = rpcholesky_centres(lambda s: gram[:, s], np.diag(gram).copy(), 40, rng)
+        picked = _picked(gram, 40, rng)
         assert picked.shape == (40,) and np.unique(picked).shape == (40,)
         blocked.append(_trace_error(gram, picked))
-        sequential.append(_trace_error(gram, rpcholesky_centres(
-            lambda s: gram[:, s], np.diag(gram).copy(), 40, rng, block=1)))
+        sequential.append(_trace_error(gram, _picked(gram, 40, rng, block=1)))
         best_half_rank = np.linalg.eigvalsh(gram)[::-1][20:].sum()
         assert blocked[-1] < 0.8 * uniform
         assert blocked[-1] < 1.4 * best_half_rank
@@ -42,8 +45,7 @@ def test_rpcholesky_beats_uniform_and_nears_the_best_rank():
 def test_rpcholesky_stops_at_the_numerical_rank():
     x = np.repeat(np.random.default_rng(0).normal(size=(5, 3)), 20, axis=0)  # 5 distinct points
     gram = lazykit.mlp(1).kernel(x).ntk
-    picked = rpcholesky_centres(lambda s: gram[:, s], np.diag(gram).copy(), 30,
-                                np.random.default_rng(0))
+    picked = _picked(gram, 30, np.random.default_rng(0))
     assert picked.shape == (5,) and np.unique(x[picked], axis=0).shape == (5, 3)
 
 

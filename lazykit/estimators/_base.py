@@ -92,7 +92,7 @@ class NeuralKernelModel(BaseEstimator):
 
     def __init__(self, network=None, *, depth=1, activation="relu", W_std=2.0**0.5, b_std=0.1,
                  parameterization="ntk", ridge=0.0, t=None, learning_rate=1.0, solver="auto",
-                 tol=1e-6, max_iter=1000, n_centers=2000, centers="rpcholesky", tile_size=None,
+                 tol=1e-6, max_iter=1000, n_centers=2000, centers="uniform", tile_size=None,
                  random_state=0, verbose=None):
         self.network = network
         self.depth = depth
@@ -148,7 +148,7 @@ class NeuralKernelModel(BaseEstimator):
             return choose_solver(self.solver, n=n, k=k, finite_time=finite_time,
                                  ridge=float(self.ridge), n_centers=self.n_centers,
                                  tile=self.tile_size or default_tile_size(),
-                                 max_iter=self.max_iter)
+                                 max_iter=self.max_iter, centers=self.centers)
         if self.solver in MATRIX_FREE:
             raise ValueError(
                 f"solver={self.solver!r} computes kernel tiles from the inputs, so it cannot "

@@ -131,10 +131,11 @@ class NTKRegressor(_FlowRegressor):
         max_iter: most iterations of "cg", "nystrom" and the Lanczos flow (a
             :class:`lazykit.NotConvergedWarning` if reached above ``tol``).
         n_centers: Nystrom centres M, picked from the training inputs.
-        centers: how they are picked: "rpcholesky" (randomly pivoted Cholesky,
-            where the current centres explain the kernel least; the default)
-            or "uniform" (uniformly at random). Also the centres of "cg"'s
-            preconditioner.
+        centers: how they are picked: "uniform" (uniformly at random, as in
+            Falkon; the default) or "rpcholesky" (randomly pivoted Cholesky:
+            where the current centres explain the kernel least; closer to the
+            exact solution when M nears the effective dimension, see the
+            scaling guide). Also the centres of "cg"'s preconditioner.
         tile_size: kernel tile edge for "cg" (None: 1024 on CPU, 8192 on accelerators).
         random_state: seed (or ``numpy.random.RandomState``) of the Nystrom centres.
         verbose: progress (iteration, residual) of "cg" and "nystrom" on stderr:

@@ -53,26 +53,26 @@ def exact_bytes(n: int, finite_time: bool) -> int:
 
 
 def cg_bytes(n: int, k: int, tile: int, n_centers: int, preconditioned: bool,
-             lanczos_steps: int = 0) -> int:
+             lanczos_steps: int = 0, centers: str = "uniform") -> int:
     """Bytes for CG's vectors, the tiles in flight, the preconditioner and a Lanczos basis."""
     tiles = _WORK_ARRAYS_PER_TILE * tile * tile * _FLOAT * len(jax.devices())
     basis = min(n, lanczos_steps) * n * k
-    preconditioner = max(3 * n * min(n, n_centers) * _FLOAT, centre_bytes(n, n_centers))
+    preconditioner = max(3 * n * min(n, n_centers) * _FLOAT, centre_bytes(n, n_centers, centers))
     return (6 * n * k + basis) * _FLOAT + (preconditioner if preconditioned else 0) + tiles
 
 
-def centre_bytes(n: int, n_centers: int) -> int:
-    """Bytes for picking the centres by RPCholesky: its pool x M factor and a block of columns."""
+def centre_bytes(n: int, n_centers: int, centers: str) -> int:
+    """Bytes for picking the centres: by RPCholesky, its pool x M factor and a block of columns."""
     m = min(n, n_centers)
-    return pool_size(n, m) * (m + 2 * BLOCK) * _FLOAT
+    return pool_size(n, m) * (m + 2 * BLOCK) * _FLOAT if centers == "rpcholesky" else 0
 
 
-def nystrom_bytes(n: int, k: int, n_centers: int, store: bool) -> int:
-    """Bytes for the Nystrom solver (K_nM only if ``store``), its centres picked by RPCholesky."""
+def nystrom_bytes(n: int, k: int, n_centers: int, store: bool, centers: str = "uniform") -> int:
+    """Bytes for the Nystrom solver (K_nM only if ``store``), its centres picked by ``centers``."""
     m = min(n, n_centers)
     block = 4 * min(n, block_rows(m)) * m * _FLOAT
     solve = (n * m * _FLOAT if store else 0) + 4 * m * m * _FLOAT + block
-    return max(solve, centre_bytes(n, n_centers)) + 6 * n * k * _FLOAT
+    return max(solve, centre_bytes(n, n_centers, centers)) + 6 * n * k * _FLOAT
 
 
 def _size(nbytes: float) -> str:
@@ -81,10 +81,12 @@ def _size(nbytes: float) -> str:
 
 
 def choose_solver(requested: str, *, n: int, k: int, finite_time: bool, ridge: float,
-                  n_centers: int, tile: int, max_iter: int = 1000) -> Plan:
+                  n_centers: int, tile: int, max_iter: int = 1000,
+                  centers: str = "uniform") -> Plan:
     """The solver for ``requested`` ("auto", "cholesky", "eigh", "cg" or "nystrom").
 
-    ``max_iter`` bounds the Lanczos basis that "cg" keeps for a finite time.
+    ``max_iter`` bounds the Lanczos basis that "cg" keeps for a finite time;
+    ``centers`` ("uniform" or "rpcholesky") is how the Nystrom centres are picked.
 
     Raises:
         InsufficientMemoryError: a problem that does not fit under the requested
@@ -99,13 +101,13 @@ def choose_solver(requested: str, *, n: int, k: int, finite_time: bool, ridge: f
     free = available_memory()
     budget = _FIT * free
     if requested == "nystrom":
-        check_memory(nystrom_bytes(n, k, n_centers, False),
+        check_memory(nystrom_bytes(n, k, n_centers, False, centers),
                      f"the streamed Nystrom solver (n={n}, k={k}, M={min(n, n_centers)})",
                      "Use fewer n_centers.")
-        return Plan("nystrom", nystrom_bytes(n, k, n_centers, True) <= 0.5 * free)
+        return Plan("nystrom", nystrom_bytes(n, k, n_centers, True, centers) <= 0.5 * free)
     if requested == "cg":
         check_memory(cg_bytes(n, k, tile, n_centers, ridge > 0 and not finite_time,
-                              max_iter if finite_time else 0),
+                              max_iter if finite_time else 0, centers),
                      f"the CG solver (n={n}, k={k}, tile={tile}, M={min(n, n_centers)}"
                      + (f", Lanczos basis of up to {max_iter} vectors)" if finite_time else ")"),
                      "Use a smaller tile_size, fewer n_centers"
@@ -116,7 +118,7 @@ def choose_solver(requested: str, *, n: int, k: int, finite_time: bool, ridge: f
     exact = exact_bytes(n, finite_time)
     if exact <= budget:
         return Plan("eigh" if finite_time else "cholesky")
-    streamed = nystrom_bytes(n, k, n_centers, False)
+    streamed = nystrom_bytes(n, k, n_centers, False, centers)
     if streamed > budget:
         raise InsufficientMemoryError(
             f"n={n} training points and k={k} targets need {_size(exact)} for the exact "
@@ -124,4 +126,4 @@ def choose_solver(requested: str, *, n: int, k: int, finite_time: bool, ridge: f
             f"{_size(free)} of memory is available, and the streamed Nystrom solver with "
             f"M={min(n, n_centers)} centres needs {_size(streamed)} (4 M^2 + 6 n k floats). Use "
             "fewer n_centers or training points.")
-    return Plan("nystrom", nystrom_bytes(n, k, n_centers, True) <= 0.5 * free)
+    return Plan("nystrom", nystrom_bytes(n, k, n_centers, True, centers) <= 0.5 * free)
