@@ -21,7 +21,10 @@ Run (from the repository root), for instance:
 
 A plan entry is ``n:method,method,...``; ``nystrom@8000`` sets M for one run;
 ``--centers rpcholesky`` picks the Nystrom centres (and CG's preconditioner's)
-by randomly pivoted Cholesky instead of uniformly.
+by randomly pivoted Cholesky instead of uniformly. ``--flow-time S`` fits the
+ridgeless gradient flow at the finite scaled time S (t = S n, learning rate 1)
+instead of ridge 1 at infinite time: ``eigh`` is then the exact reference,
+``cg`` runs the Lanczos flow, ``nystrom`` the flow with the Nystrom kernel.
 Results are appended to <out>/scale.json as they come; <out>/scale.png plots
 fit + predict time and peak memory against n, one line per method.
 """
@@ -74,11 +77,12 @@ def _sklearn(x, y, x_test):
     return fitted - start, time.perf_counter() - fitted, prediction, {}
 
 
-def _lazykit(x, y, x_test, solver, n_centers, centers):
+def _lazykit(x, y, x_test, solver, n_centers, centers, flow_time):
     import lazykit
 
-    model = lazykit.NTKRegressor(depth=2, ridge=RIDGE, solver=solver, n_centers=n_centers,
-                                 centers=centers, tol=1e-4, verbose=False)
+    timing = {"ridge": 0.0, "t": flow_time * x.shape[0]} if flow_time else {"ridge": RIDGE}
+    model = lazykit.NTKRegressor(depth=2, solver=solver, n_centers=n_centers, centers=centers,
+                                 tol=1e-4, verbose=False, **timing)
     start = time.perf_counter()
     model.fit(x, y)
     fitted = time.perf_counter()
@@ -87,21 +91,24 @@ def _lazykit(x, y, x_test, solver, n_centers, centers):
         "solver_": model.solver_, "n_iter": getattr(model, "n_iter_", None)}
 
 
-def worker(n: int, method: str, n_centers: int, centers: str) -> dict:
+def worker(n: int, method: str, n_centers: int, centers: str, flow_time: float) -> dict:
     x, y = make_data(n, seed=0)
     x_test, y_test = make_data(N_TEST, seed=1)
     if method == "sklearn":
         fit_s, predict_s, prediction, extra = _sklearn(x, y, x_test)
     else:
-        fit_s, predict_s, prediction, extra = _lazykit(x, y, x_test, method, n_centers, centers)
-    return {"n": n, "method": method, "n_centers": n_centers, "centers": centers, "fit_s": fit_s,
+        fit_s, predict_s, prediction, extra = _lazykit(x, y, x_test, method, n_centers, centers,
+                                                       flow_time)
+    return {"n": n, "method": method, "n_centers": n_centers, "centers": centers,
+            "flow_time": flow_time, "fit_s": fit_s,
             "predict_s": predict_s, "total_s": fit_s + predict_s,
             "test_mse": float(np.mean((prediction - y_test) ** 2)),
             "peak_gib": peak_rss_gib(), **extra}
 
 
-def run_point(n: int, method: str, n_centers: int, centers: str) -> dict:
-    command = [sys.executable, __file__, "--worker", str(n), method, str(n_centers), centers]
+def run_point(n: int, method: str, n_centers: int, centers: str, flow_time: float) -> dict:
+    command = [sys.executable, __file__, "--worker", str(n), method, str(n_centers), centers,
+               str(flow_time)]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -125,9 +132,10 @@ def plot(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(11, 4.2))
-    labels = sorted({_label(r) for r in results if "error" not in r})
+    results = [r for r in results if "error" not in r and not r.get("flow_time")]
+    labels = sorted({_label(r) for r in results})
     for label in labels:
-        rows = sorted((r for r in results if "error" not in r and _label(r) == label),
+        rows = sorted((r for r in results if _label(r) == label),
                       key=lambda r: r["n"])
         ns = [r["n"] for r in rows]
         ax_time.plot(ns, [r["total_s"] for r in rows], "o-", label=label)
@@ -157,20 +165,22 @@ def _label(row: dict) -> str:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        n, method, n_centers, centers = sys.argv[2:6]
-        print(json.dumps(worker(int(n), method, int(n_centers), centers)))
+        n, method, n_centers, centers, flow_time = sys.argv[2:7]
+        print(json.dumps(worker(int(n), method, int(n_centers), centers, float(flow_time))))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", nargs="+", required=True, help="entries n:method,method,...")
     parser.add_argument("--n-centers", type=int, default=2000)
     parser.add_argument("--centers", choices=("rpcholesky", "uniform"), default="uniform")
+    parser.add_argument("--flow-time", type=float, default=0.0,
+                        help="scaled training time S of a ridgeless flow (0: ridge 1, t = inf)")
     parser.add_argument("--out", type=Path, default=Path("docs/scale"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     store = args.out / "scale.json"
     results = json.loads(store.read_text()) if store.exists() else []
     for n, method, centers in parse_plan(args.plan, args.n_centers):
-        row = run_point(n, method, centers, args.centers)
+        row = run_point(n, method, centers, args.centers, args.flow_time)
         results.append(row)
         store.write_text(json.dumps(results, indent=1))
         print(json.dumps(row), flush=True)

@@ -301,12 +301,19 @@ def nystrom_preconditioner(source, x: np.ndarray, ridge: float, *, kind: str, n_
     values, vectors = np.linalg.eigh(factor.T @ factor)
     keep = values > values.shape[0] * np.finfo(np.float64).eps * max(values[-1], 0.0)
     basis = factor @ (vectors[:, keep] / np.sqrt(values[keep]))
-    shrink = 1.0 / (values[keep] + ridge) - 1.0 / ridge
+    return NystromPreconditioner(basis, 1.0 / (values[keep] + ridge) - 1.0 / ridge, ridge)
 
-    def apply(r):
-        return basis @ (shrink[:, None] * (basis.T @ r)) + r / ridge
 
-    return apply
+@dataclasses.dataclass(frozen=True)
+class NystromPreconditioner:
+    """r -> U diag(shrink) U^T r + r / ridge = (K_nys + ridge I)^{-1} r (a picklable callable)."""
+
+    basis: np.ndarray  # U, (n, r)
+    shrink: np.ndarray  # (S^2 + ridge)^{-1} - 1 / ridge
+    ridge: float
+
+    def __call__(self, r: np.ndarray) -> np.ndarray:
+        return self.basis @ (self.shrink[:, None] * (self.basis.T @ r)) + r / self.ridge
 
 
 def _normal_products(source, x, centers, targets, kind, dtype, store, verbose):
