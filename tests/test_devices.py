@@ -27,6 +27,14 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+# Matrix-free fits: CG and Nystrom at infinite time, the Lanczos and Nystrom-kernel flows.
+SOLVER_CONFIGS = {
+    "cg": {"solver": "cg"},
+    "nystrom": {"solver": "nystrom"},
+    "cg_flow": {"solver": "cg", "t": 3.0},
+    "nystrom_rpcholesky_flow": {"solver": "nystrom", "t": 3.0, "centers": "rpcholesky"},
+}
+
 SOLVER_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
@@ -36,32 +44,32 @@ SOLVER_SCRIPT = textwrap.dedent("""
     rng = np.random.default_rng(0)
     x, y, x_test = rng.normal(size=(70, 5)), rng.normal(size=(70, 2)), rng.normal(size=(23, 5))
     out = {}
-    for solver in ("cg", "nystrom"):
-        model = lazykit.NTKRegressor(depth=2, ridge=0.1, solver=solver, tol=1e-12,
-                                     n_centers=40, tile_size=16).fit(x, y)
-        out[solver] = model.predict(x_test).tolist()
+    for name, config in json.loads(sys.argv[1]).items():
+        model = lazykit.NTKRegressor(depth=2, ridge=0.1, tol=1e-12, n_centers=40, tile_size=16,
+                                     **config).fit(x, y)
+        out[name] = model.predict(x_test).tolist()
     json.dump(out, sys.stdout)
 """)
 
 
-def _run_on_four_devices(script: str) -> dict:
+def _run_on_four_devices(script: str, *args: str) -> dict:
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
                JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True,
                             text=True, timeout=600, check=True)
     return json.loads(result.stdout)
 
 
 def test_matrix_free_solvers_on_four_devices_match_one_device():
-    """CG (operator tiles sharded with shard_map) and Nystrom (kernel tiles) on 4 devices."""
-    sharded = _run_on_four_devices(SOLVER_SCRIPT)
+    """CG and Lanczos (operator tiles sharded with shard_map), Nystrom (kernel tiles), 4 devices."""
+    sharded = _run_on_four_devices(SOLVER_SCRIPT, json.dumps(SOLVER_CONFIGS))
     rng = np.random.default_rng(0)
     x, y, x_test = rng.normal(size=(70, 5)), rng.normal(size=(70, 2)), rng.normal(size=(23, 5))
-    for solver in ("cg", "nystrom"):
-        model = lazykit.NTKRegressor(depth=2, ridge=0.1, solver=solver, tol=1e-12,
-                                     n_centers=40, tile_size=16).fit(x, y)
-        np.testing.assert_allclose(np.array(sharded[solver]), model.predict(x_test), rtol=1e-9,
-                                   atol=1e-11)
+    for name, config in SOLVER_CONFIGS.items():
+        model = lazykit.NTKRegressor(depth=2, ridge=0.1, tol=1e-12, n_centers=40, tile_size=16,
+                                     **config).fit(x, y)
+        np.testing.assert_allclose(np.array(sharded[name]), model.predict(x_test), rtol=1e-9,
+                                   atol=1e-11, err_msg=name)
 
 
 def test_four_devices_match_one_device():
