@@ -43,17 +43,25 @@ def test_memory_formulas():
     assert nystrom_bytes(n, k, m, False, "rpcholesky") == 8 * n * (m + 200) + vectors
 
 
-def test_auto_switches_to_nystrom_when_the_exact_solve_does_not_fit(monkeypatch, rng):
-    """Centre seeds 0-4: Nystrom predictions 3.9-4.8% (relative norm) from the exact ones."""
+@pytest.mark.parametrize(("options", "times", "bound"), [
+    ({"ridge": 1.0}, [None], 0.08),  # centre seeds 0-4: 3.9-4.8% (relative norm)
+    ({"t": 5.0}, [5.0, 50.0], 0.03),  # ridgeless flow: 0.17% at t = 5, 0.6% at t = 50
+])
+def test_auto_switches_to_nystrom_when_the_exact_solve_does_not_fit(monkeypatch, rng, options,
+                                                                    times, bound):
+    """Nystrom (M = 200 of 1000) predictions near the exact ones, at infinite or finite time."""
     x, x_test = rng.normal(size=(1000, 2)), rng.normal(size=(200, 2))
     y = np.sin(2 * x[:, 0]) * x[:, 1]
-    exact = lazykit.NTKRegressor(ridge=1.0).fit(x, y)
-    assert exact.solver_ == "cholesky"
-    _with_memory(monkeypatch, 0.8 * exact_bytes(1000, False))
-    model = lazykit.NTKRegressor(ridge=1.0, n_centers=200).fit(x, y)
+    finite = "t" in options
+    exact = lazykit.NTKRegressor(**options).fit(x, y)
+    assert exact.solver_ == ("eigh" if finite else "cholesky")
+    _with_memory(monkeypatch, 0.8 * exact_bytes(1000, finite))
+    model = lazykit.NTKRegressor(n_centers=200, **options).fit(x, y)
     assert model.solver_ == "nystrom" and model.n_iter_ >= 1
-    difference = model.predict(x_test) - exact.predict(x_test)
-    assert np.linalg.norm(difference) < 0.08 * np.linalg.norm(exact.predict(x_test))
+    for t in times:
+        expected = exact.predict(x_test, t=t)
+        difference = model.predict(x_test, t=t) - expected
+        assert np.linalg.norm(difference) < bound * np.linalg.norm(expected)
 
 
 def test_impossible_problems_are_refused_with_their_sizes(monkeypatch, rng):
@@ -77,18 +85,3 @@ def test_explicit_matrix_free_solvers_check_their_own_memory(monkeypatch):
         _choose(100_000, requested="nystrom")
     with pytest.raises(InsufficientMemoryError, match=r"Lanczos basis of up to 1000 .* max_iter"):
         _choose(100_000, requested="cg", finite_time=True)
-
-
-def test_auto_gives_finite_time_ridgeless_flow_past_memory(monkeypatch, rng):
-    """t = 5, ridge 0: the Nystrom-kernel flow (M = 200 of 1000) near the exact flow."""
-    x, x_test = rng.normal(size=(1000, 2)), rng.normal(size=(200, 2))
-    y = np.sin(2 * x[:, 0]) * x[:, 1]
-    exact = lazykit.NTKRegressor(t=5.0).fit(x, y)
-    assert exact.solver_ == "eigh"
-    _with_memory(monkeypatch, 0.8 * exact_bytes(1000, True))
-    model = lazykit.NTKRegressor(t=5.0, n_centers=200).fit(x, y)
-    assert model.solver_ == "nystrom"
-    for t in (5.0, 50.0):
-        difference = model.predict(x_test, t=t) - exact.predict(x_test, t=t)
-        # measured: 0.17% at t = 5, 0.6% at t = 50
-        assert np.linalg.norm(difference) < 0.03 * np.linalg.norm(exact.predict(x_test, t=t))
