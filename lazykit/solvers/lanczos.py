@@ -24,6 +24,7 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
+import scipy.linalg
 
 from lazykit._progress import Progress
 from lazykit.solvers.direct import NotConvergedWarning
@@ -116,10 +117,8 @@ def _krylov_coefficients(diagonal, off_diagonal, scaled, norms) -> np.ndarray:
     out = np.empty((scaled.shape[0], j, k))
     alphas, betas = np.stack(diagonal), np.stack(off_diagonal) if off_diagonal else None
     for col in range(k):
-        tri = np.diag(alphas[:, col])
-        if betas is not None:
-            tri += np.diag(betas[:, col], 1) + np.diag(betas[:, col], -1)
-        values, vectors = np.linalg.eigh(tri)
+        off = betas[:, col] if betas is not None else np.zeros(0)
+        values, vectors = scipy.linalg.eigh_tridiagonal(alphas[:, col], off)
         weights = finite_flow_filter(values, scaled) * vectors[0]  # (T, j)
         out[:, :, col] = norms[col] * weights @ vectors.T
     return out
