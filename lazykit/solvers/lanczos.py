@@ -77,7 +77,8 @@ def lanczos_flow(apply: Callable[[np.ndarray], np.ndarray], rhs: np.ndarray, sca
     if not np.all(np.isfinite(scaled)):
         raise ValueError(f"lanczos_flow needs finite scaled times; got {scaled.tolist()}.")
     norms = np.linalg.norm(rhs, axis=0)
-    basis = [rhs / np.where(norms > 0, norms, 1.0)]
+    basis = np.empty((min(max_iter, 32), *rhs.shape))  # grown by doubling, at most max_iter
+    basis[0] = rhs / np.where(norms > 0, norms, 1.0)
     diagonal, off_diagonal = [], []
     previous = None
     settled = steps = 0
@@ -85,9 +86,9 @@ def lanczos_flow(apply: Callable[[np.ndarray], np.ndarray], rhs: np.ndarray, sca
     with Progress(max_iter, label, verbose) as bar:
         while steps < max_iter:
             steps += 1
-            w = apply(basis[-1])
-            diagonal.append(np.einsum("ij,ij->j", basis[-1], w))
-            stack = np.stack(basis)  # (step, n, k)
+            w = apply(basis[steps - 1])
+            diagonal.append(np.einsum("ij,ij->j", basis[steps - 1], w))
+            stack = basis[:steps]
             for _ in range(2):  # full reorthogonalization, twice is enough
                 w = w - np.einsum("snk,sk->nk", stack, np.einsum("snk,nk->sk", stack, w))
             beta = np.linalg.norm(w, axis=0)
@@ -100,15 +101,26 @@ def lanczos_flow(apply: Callable[[np.ndarray], np.ndarray], rhs: np.ndarray, sca
             if settled >= 2 or invariant:
                 converged = True
                 break
+            if steps == max_iter:
+                break
             off_diagonal.append(beta)
-            basis.append(w / np.where(beta > 0, beta, 1.0))
+            if steps == basis.shape[0]:
+                basis = _grown(basis, max_iter)
+            basis[steps] = w / np.where(beta > 0, beta, 1.0)
     if not converged:
         warnings.warn(
             f"{label}: stopped after {steps} products with the Krylov coefficients still "
             f"changing by {change:.2e} > tol={tol:g}. Raise max_iter or loosen tol (long "
             "training times need as many iterations as an unpreconditioned CG solve).",
             NotConvergedWarning, stacklevel=2)
-    return np.einsum("snk,tsk->tnk", np.stack(basis[:steps]), coefficients), steps
+    return np.einsum("snk,tsk->tnk", basis[:steps], coefficients), steps
+
+
+def _grown(basis: np.ndarray, max_iter: int) -> np.ndarray:
+    """The Lanczos basis buffer with twice the room (at most max_iter vectors)."""
+    bigger = np.empty((min(2 * basis.shape[0], max_iter), *basis.shape[1:]))
+    bigger[:basis.shape[0]] = basis
+    return bigger
 
 
 def _krylov_coefficients(diagonal, off_diagonal, scaled, norms) -> np.ndarray:
