@@ -167,7 +167,9 @@ class ConjugateGradientSolver:
                                        iterations=result.iterations,
                                        relative_residual=result.relative_residual)
         coef, steps = solver._flow(targets, np.array([scaled]))
-        return dataclasses.replace(solver, coef=coef[0], iterations=steps, relative_residual=tol)
+        # a flow, not a solve: there is no residual to report
+        return dataclasses.replace(solver, coef=coef[0], iterations=steps,
+                                   relative_residual=float("nan"))
 
     def coefficients(self, scaled: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """g_s(K + ridge I) targets for each scaled time (recomputed): shape (T, n, k)."""
