@@ -195,7 +195,7 @@ class NeuralKernelModel(BaseEstimator):
     def _fit_matrix_free(self, plan: Plan, source, X: np.ndarray, targets: np.ndarray):
         ridge, kind = float(self.ridge), self._kind
         seed = check_random_state(self.random_state).randint(2**31 - 1)
-        scaled = self._scaled(check_times(self.t)[0])[0]
+        scaled = self._fit_scaled()
         if plan.name == "cg":
             network = source.network if isinstance(source, PaddedNetworkKernel) else source
             operator = KernelOperator(network, X, kind, np.dtype(np.float64), self.tile_size)
@@ -213,6 +213,10 @@ class NeuralKernelModel(BaseEstimator):
 
     def _scaled(self, times: np.ndarray) -> np.ndarray:
         return scaled_times(times, float(self.learning_rate), self._targets.size)
+
+    def _fit_scaled(self) -> float:
+        """The scaled time of the estimator's own ``t`` (inf for None)."""
+        return float(self._scaled(check_times(self.t)[0])[0])
 
     # -- predict --------------------------------------------------------------
     def _test_kernels(self, X: np.ndarray, spread: str | None):
@@ -261,7 +265,7 @@ class NeuralKernelModel(BaseEstimator):
                              "the mean only: return_std and return_cov need the dense solvers "
                              "(solver='cholesky' or 'eigh').")
         scaled = self._scaled(times)
-        at_fit = scaled == self._scaled(check_times(self.t)[0])[0]
+        at_fit = scaled == self._fit_scaled()
         coef = np.empty((scaled.shape[0], *self._solver.coef.shape))
         coef[at_fit] = self._solver.coef
         if not at_fit.all():

@@ -33,6 +33,7 @@ import numpy as np
 from lazykit._progress import Progress
 from lazykit.kernels.operator import KernelOperator
 from lazykit.solvers.direct import NotConvergedWarning
+from lazykit.solvers.flow import stacked_product
 from lazykit.solvers.lanczos import lanczos_flow
 
 
@@ -184,10 +185,8 @@ class ConjugateGradientSolver:
 
     def predict(self, x_new: np.ndarray, coef: np.ndarray | None = None) -> np.ndarray:
         """K(x_new, X) coef (default: the fitted coef), for coef of shape (n, k) or (T, n, k)."""
-        coef = self.coef if coef is None else coef
-        flat = np.moveaxis(coef, -2, 0).reshape(coef.shape[-2], -1)
-        out = self.operator.cross_matvec(x_new, flat)
-        return np.moveaxis(out.reshape(x_new.shape[0], *coef.shape[:-2], coef.shape[-1]), 0, -2)
+        return stacked_product(lambda flat: self.operator.cross_matvec(x_new, flat),
+                               self.coef if coef is None else coef, x_new.shape[0])
 
     def _apply(self, v: np.ndarray) -> np.ndarray:
         return self.operator.matvec(v) + self.ridge * v

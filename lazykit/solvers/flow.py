@@ -36,6 +36,24 @@ def scaled_times(times, learning_rate: float, n_entries: int) -> np.ndarray:
     return np.where(np.isinf(times), np.inf, times * (learning_rate / n_entries))
 
 
+def stacked_product(product, coef: np.ndarray, n_new: int) -> np.ndarray:
+    """product(c) for c of shape (rows, k), or for each time of c of shape (T, rows, k) at once.
+
+    ``product`` maps a (rows, m) matrix to (n_new, m); the times are stacked as
+    columns so that one kernel pass serves them all.
+
+    Examples:
+        >>> import numpy as np
+        >>> from lazykit.solvers.flow import stacked_product
+        >>> k = np.array([[1.0, 2.0]])
+        >>> stacked_product(lambda c: k @ c, np.ones((3, 2, 1)), 1)[:, 0, 0].tolist()
+        [3.0, 3.0, 3.0]
+    """
+    flat = np.moveaxis(coef, -2, 0).reshape(coef.shape[-2], -1)
+    out = product(flat)
+    return np.moveaxis(out.reshape(n_new, *coef.shape[:-2], coef.shape[-1]), 0, -2)
+
+
 def flow_mean(solver, targets: np.ndarray, k_test_train: np.ndarray, scaled) -> np.ndarray:
     """mean_t(x) for each scaled time: shape (n_times, n_test, k).
 

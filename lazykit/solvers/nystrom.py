@@ -50,6 +50,7 @@ from lazykit.solvers.centres import (
 )
 from lazykit.solvers.cg import conjugate_gradient
 from lazykit.solvers.direct import flow_filter, pseudo_inverse_cutoff
+from lazykit.solvers.flow import stacked_product
 
 # Rows of K_nM computed at once: about 2^22 entries (32 MiB per kernel in float64).
 BLOCK_ENTRIES = 1 << 22
@@ -191,15 +192,17 @@ class NystromSolver:
 
     def predict(self, x_new: np.ndarray, coef: np.ndarray | None = None) -> np.ndarray:
         """K(x_new, centres) coef in row blocks; coef (M, k) (default: the fit's) or (T, M, k)."""
-        coef = self.coef if coef is None else coef
-        flat = np.moveaxis(coef, -2, 0).reshape(coef.shape[-2], -1)
         rows = block_rows(self.centers.shape[0])
-        out = np.empty((x_new.shape[0], flat.shape[1]))
-        for start in range(0, x_new.shape[0], rows):
-            block = kernel_block(self.source, x_new[start:start + rows], self.centers, self.kind,
-                                 self.dtype)
-            out[start:start + rows] = block @ flat
-        return np.moveaxis(out.reshape(x_new.shape[0], *coef.shape[:-2], coef.shape[-1]), 0, -2)
+
+        def product(flat):
+            out = np.empty((x_new.shape[0], flat.shape[1]))
+            for start in range(0, x_new.shape[0], rows):
+                block = kernel_block(self.source, x_new[start:start + rows], self.centers,
+                                     self.kind, self.dtype)
+                out[start:start + rows] = block @ flat
+            return out
+
+        return stacked_product(product, self.coef if coef is None else coef, x_new.shape[0])
 
     def _falkon(self, x, targets, k_mm, tol, max_iter) -> NystromSolver:
         """Falkon's preconditioned CG on the normal equations (module text)."""
