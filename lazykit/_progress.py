@@ -37,6 +37,12 @@ class Progress:
         self.postfix = postfix or self.postfix
         self._draw()
 
+    def finish(self, postfix: str = "") -> None:
+        """Mark the work done early (an iterative solver that converged before its cap)."""
+        self.total = max(self.done, 1)
+        self.postfix = postfix or self.postfix
+        self._draw(force=True)
+
     def _draw(self, force: bool = False) -> None:
         now = time.perf_counter()
         if not self.enabled or (not force and now - self.last < 0.1):

@@ -234,3 +234,15 @@ def test_nystrom_flow_is_gradient_flow_with_the_nystrom_kernel(rng):
         for t in (3.0, 40.0):
             expected = q_test @ _dense_flow(q, ridge, y, t / 150)
             np.testing.assert_allclose(model.predict(x_test, t=t), expected, atol=1e-7)
+
+
+def test_progress_bar_is_full_once_cg_converges(capsys):
+    """The bar was scaled to max_iter and looked stalled after convergence."""
+    from lazykit.solvers.cg import conjugate_gradient
+
+    s = np.diag(np.arange(1.0, 6.0))
+    result = conjugate_gradient(lambda x: s @ x, np.ones((5, 1)), tol=1e-12, max_iter=500,
+                                verbose=True)
+    last = capsys.readouterr().err.strip().split("\r")[-1]
+    assert result.iterations == 5
+    assert "[" + "#" * 24 + "]" in last and "5/5" in last and "converged" in last

@@ -105,7 +105,9 @@ def conjugate_gradient(apply: Callable[[np.ndarray], np.ndarray], rhs: np.ndarra
             rs = np.einsum("ij,ij->j", r, r)
             iterations += 1
             bar.update(1, f"residual {_worst(rs, norms):.2e}")
-    residual = _worst(rs, norms)
+        residual = _worst(rs, norms)
+        if residual <= tol:
+            bar.finish(f"converged, residual {residual:.2e}")
     if residual > tol:
         warnings.warn(
             f"{label}: stopped after {iterations} iterations with relative residual "

@@ -100,6 +100,7 @@ def lanczos_flow(apply: Callable[[np.ndarray], np.ndarray], rhs: np.ndarray, sca
             bar.update(1, f"change {change:.2e}")
             if settled >= 2 or invariant:
                 converged = True
+                bar.finish(f"converged, change {change:.2e}")
                 break
             if steps == max_iter:
                 break
