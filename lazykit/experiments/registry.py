@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import numbers
 from collections.abc import Callable
 
 SETTINGS = ("quick", "full")
+MAX_SEED = 2**32 - 1  # NumPy's seed range (numpy.random.seed), kept by every experiment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,14 +63,46 @@ def get_experiment(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
+def check_seed(seed) -> int:
+    """``seed`` as an int in NumPy's seed range 0 .. 2**32 - 1, or a TypeError/ValueError.
+
+    Examples:
+        >>> from lazykit.experiments.registry import check_seed
+        >>> check_seed(7)
+        7
+        >>> check_seed(-1)
+        Traceback (most recent call last):
+        ...
+        ValueError: seed must be an integer from 0 to 4294967295 (NumPy's seed range); got -1.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an integer from 0 to {MAX_SEED} (NumPy's seed range); "
+                        f"got {seed!r} of type {type(seed).__name__}.")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer from 0 to {MAX_SEED} (NumPy's seed range); "
+                         f"got {seed}.")
+    return int(seed)
+
+
 def run(name: str, setting: str = "quick", seed: int = 0, progress=None):
     """Run experiment ``name`` in its "quick" (CI-sized) or "full" (paper-sized) setting.
+
+    Args:
+        name: a registered experiment (``EXPERIMENTS``, ``lazykit list``).
+        setting: "quick" or "full".
+        seed: an integer from 0 to 2**32 - 1 (NumPy's seed range).
+        progress: optional callable receiving one-line progress messages.
 
     Examples:
         >>> from lazykit import experiments
         >>> "spline_1d" in experiments.EXPERIMENTS
         True
+        >>> experiments.run("spline_1d", seed=-1)
+        Traceback (most recent call last):
+        ...
+        ValueError: seed must be an integer from 0 to 4294967295 (NumPy's seed range); got -1.
     """
+    experiment = get_experiment(name)
     if setting not in SETTINGS:
         raise ValueError(f"setting must be one of {SETTINGS}; got {setting!r}.")
-    return get_experiment(name).run(setting=setting, seed=seed, progress=progress)
+    return experiment.run(setting=setting, seed=check_seed(seed), progress=progress)
