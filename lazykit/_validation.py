@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -57,12 +58,29 @@ def positive_int(value, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def finite_float(value, name: str, *, minimum: float | None = None,
+                 strict: bool = False) -> float:
+    """Return ``value`` as a finite float (>= ``minimum``; > if ``strict``) or raise naming it.
+
+    Examples:
+        >>> from lazykit._validation import finite_float
+        >>> finite_float(2, "gamma", minimum=0)
+        2.0
+        >>> finite_float(float("nan"), "b")
+        Traceback (most recent call last):
+        ...
+        ValueError: b must be a finite number; got nan.
+    """
+    bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number{bound}; got {value!r}.")
+    value = float(value)
+    below = minimum is not None and (value < minimum or (strict and value == minimum))
+    if not math.isfinite(value) or below:
+        raise ValueError(f"{name} must be a finite number{bound}; got {value}.")
+    return value
+
+
 def nonnegative_float(value, name: str, *, strict: bool = False) -> float:
     """Return ``value`` as a finite float >= 0 (> 0 if ``strict``) or raise naming ``name``."""
-    bound = "> 0" if strict else ">= 0"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number {bound}; got {value!r}.")
-    value = float(value)
-    if not np.isfinite(value) or value < 0 or (strict and value == 0):
-        raise ValueError(f"{name} must be a finite number {bound}; got {value}.")
-    return value
+    return finite_float(value, name, minimum=0, strict=strict)

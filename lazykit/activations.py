@@ -15,10 +15,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
+from lazykit._validation import finite_float
 from lazykit.kernels import duals
 from lazykit.kernels.quadrature import gauss_hermite_dual
 from lazykit.kernels.recursion import KernelState, through_activation
@@ -34,6 +36,9 @@ class Activation:
     """
 
     snaps_correlation = False
+    # Pre-activation variance at and beyond which the Gaussian expectations of the
+    # dual diverge (inf: never); Network.kernel refuses inputs that reach it.
+    max_variance = math.inf
 
     def __call__(self, x):
         raise NotImplementedError
@@ -55,8 +60,24 @@ class Activation:
         return through_activation(self, state)
 
 
+class _RealParameters(Activation):
+    """An activation whose dataclass fields are real parameters: finite, stored as floats.
+
+    ``_minimums`` maps a field to its smallest allowed value, where the math needs one.
+    """
+
+    _minimums: ClassVar[dict[str, float]] = {}
+
+    def __post_init__(self):
+        owner = type(self).__name__
+        for field in dataclasses.fields(self):
+            value = finite_float(getattr(self, field.name), f"{field.name} of {owner}",
+                                 minimum=self._minimums.get(field.name))
+            object.__setattr__(self, field.name, value)
+
+
 @dataclasses.dataclass(frozen=True)
-class ABRelu(Activation):
+class ABRelu(_RealParameters):
     """phi(x) = a min(x, 0) + b max(x, 0), with the arc-cosine closed form.
 
     Examples:
@@ -96,7 +117,7 @@ def LeakyRelu(alpha: float = 0.01) -> ABRelu:
         >>> lazykit.LeakyRelu(0.1)
         ABRelu(a=0.1, b=1.0)
     """
-    return ABRelu(float(alpha), 1.0)
+    return ABRelu(finite_float(alpha, "alpha of LeakyRelu"), 1.0)
 
 
 def Abs() -> ABRelu:
@@ -150,7 +171,7 @@ class Sign(Activation):
 
 
 @dataclasses.dataclass(frozen=True)
-class Erf(Activation):
+class Erf(_RealParameters):
     """phi(x) = a erf(b x) + c.
 
     Examples:
@@ -199,7 +220,7 @@ class Gelu(Activation):
 
 
 @dataclasses.dataclass(frozen=True)
-class Sin(Activation):
+class Sin(_RealParameters):
     """phi(x) = a sin(b x + c).
 
     Examples:
@@ -227,13 +248,16 @@ def Cos(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Sin:
         >>> round(float(lazykit.Cos()(0.0)), 6)
         1.0
     """
+    a, b, c = (finite_float(value, f"{name} of Cos")
+               for name, value in zip("abc", (a, b, c), strict=True))
     return Sin(a=a, b=b, c=c + math.pi / 2)
 
 
 @dataclasses.dataclass(frozen=True)
-class Rbf(Activation):
+class Rbf(_RealParameters):
     """sqrt(2) sin(sqrt(2 gamma) x + pi/4), whose NNGP after a bias-free Dense layer is the
-    RBF kernel exp(-gamma ||x - x'||^2 / d).
+    RBF kernel exp(-gamma ||x - x'||^2 / d). ``gamma`` must be >= 0: a negative one
+    gives no real activation and an indefinite "kernel".
 
     Examples:
         >>> import lazykit
@@ -243,6 +267,8 @@ class Rbf(Activation):
 
     gamma: float = 1.0
 
+    _minimums: ClassVar[dict[str, float]] = {"gamma": 0.0}
+
     def __call__(self, x):
         return math.sqrt(2.0) * jnp.sin(math.sqrt(2.0 * self.gamma) * x + math.pi / 4)
 
@@ -251,27 +277,48 @@ class Rbf(Activation):
 
 
 @dataclasses.dataclass(frozen=True)
-class Gaussian(Activation):
-    """Gaussian bump phi(x) = a exp(b x^2) (b < 0).
+class Gaussian(_RealParameters):
+    """Gaussian bump phi(x) = a exp(b x^2) (b < 0; b = 0 is the constant a).
+
+    For b > 0 the expectations of the dual, E[exp(b (u^2 + v^2))] and its
+    derivative term, are finite only where I - 2 b Sigma is positive definite
+    (Sigma the covariance of (u, v)), that is for 1 - 2 b k11 > 0 and
+    (1 - 2 b k11)(1 - 2 b k22) - 4 b^2 k12^2 > 0; the dual returns +inf (NTK
+    term: +-inf, NaN for k12 = 0) where they diverge. On a pair of equal inputs
+    the condition reads k < 1 / (4 b), and when both inputs' own variances meet
+    it every pair does, so :meth:`Network.kernel` refuses inputs whose
+    pre-activation variance reaches ``max_variance`` = 1 / (4 b).
 
     Examples:
         >>> import lazykit
         >>> float(lazykit.Gaussian()(0.0))
         1.0
+        >>> lazykit.Gaussian(b=0.1).max_variance
+        2.5
     """
 
     a: float = 1.0
     b: float = -1.0
 
+    @property
+    def max_variance(self) -> float:
+        """1 / (4 b) for b > 0 (E[phi(u)^2] is infinite for Var u >= 1 / (4 b)), else inf."""
+        return 1.0 / (4.0 * self.b) if self.b > 0 else math.inf
+
     def __call__(self, x):
         return self.a * jnp.exp(self.b * x * x)
 
     def dual(self, k12, k11, k22):
-        return duals.gaussian(k12, k11, k22, a=self.a, b=self.b)
+        nngp, dot = duals.gaussian(k12, k11, k22, a=self.a, b=self.b)
+        if self.b <= 0:  # I - 2 b Sigma is positive definite for every covariance
+            return nngp, dot
+        m11, m22 = 1.0 - 2.0 * self.b * k11, 1.0 - 2.0 * self.b * k22
+        finite = (m11 > 0) & (m11 * m22 - 4.0 * self.b * self.b * k12 * k12 > 0)
+        return jnp.where(finite, nngp, jnp.inf), jnp.where(finite, dot, jnp.sign(k12) * jnp.inf)
 
 
 @dataclasses.dataclass(frozen=True)
-class Exp(Activation):
+class Exp(_RealParameters):
     """phi(x) = a exp(b x).
 
     Examples:
@@ -311,6 +358,10 @@ class Identity(Activation):
 class Polynomial(Activation):
     """phi(x) = coef[0] + coef[1] x + ... + coef[p] x^p, with exact Gaussian moments.
 
+    Degrees up to :data:`MAX_POLYNOMIAL_DEGREE` (20); for a higher degree p,
+    ``Elementwise(lambda x: x**p, n_nodes=p + 1)`` is exact too (Gauss-Hermite
+    quadrature integrates polynomials of degree < 2 n_nodes exactly).
+
     Examples:
         >>> import lazykit
         >>> float(lazykit.Polynomial((1.0, 0.0, 2.0))(3.0))  # 1 + 2 * 3^2
@@ -320,9 +371,19 @@ class Polynomial(Activation):
     coef: tuple[float, ...] = (0.0, 1.0)
 
     def __post_init__(self):
-        coef = tuple(float(c) for c in self.coef)
+        try:
+            coef = tuple(self.coef)
+        except TypeError as err:
+            raise TypeError(f"coef of Polynomial must be a sequence of real numbers; "
+                            f"got {self.coef!r}.") from err
         if not coef:
             raise ValueError("coef must hold at least one coefficient; got an empty sequence.")
+        coef = tuple(finite_float(c, f"coef[{i}] of Polynomial") for i, c in enumerate(coef))
+        degree = max((i for i, c in enumerate(coef) if c != 0), default=0)
+        if degree > MAX_POLYNOMIAL_DEGREE:
+            raise ValueError(f"coef of Polynomial must have degree <= {MAX_POLYNOMIAL_DEGREE} "
+                             f"(its highest nonzero coefficient); got degree {degree}. "
+                             + _HIGH_DEGREE_HINT)
         object.__setattr__(self, "coef", coef)
 
     def __call__(self, x):
@@ -335,8 +396,18 @@ class Polynomial(Activation):
         return duals.polynomial(k12, k11, k22, coef=self.coef)
 
 
+# The closed-form moments multiply k! for k up to the degree into JAX arrays, and
+# 21! no longer fits the 64-bit integers JAX parses Python ints as.
+MAX_POLYNOMIAL_DEGREE = 20
+
+
+_HIGH_DEGREE_HINT = (f"The closed-form Gaussian moments go up to degree {MAX_POLYNOMIAL_DEGREE}; "
+                     "for a higher degree p, lazykit.Elementwise(lambda x: x**p, n_nodes=p + 1) "
+                     "is exact by quadrature.")
+
+
 def Monomial(degree: int) -> Polynomial:
-    """phi(x) = x^degree; ``Monomial(2)`` is the quadratic activation.
+    """phi(x) = x^degree for degree in [0, 20]; ``Monomial(2)`` is the quadratic activation.
 
     Examples:
         >>> import lazykit
@@ -345,6 +416,9 @@ def Monomial(degree: int) -> Polynomial:
     """
     if isinstance(degree, bool) or not isinstance(degree, int) or degree < 0:
         raise ValueError(f"degree must be an integer >= 0; got {degree!r}.")
+    if degree > MAX_POLYNOMIAL_DEGREE:
+        raise ValueError(f"degree must be an integer in [0, {MAX_POLYNOMIAL_DEGREE}]; got "
+                         f"{degree}. " + _HIGH_DEGREE_HINT)
     return Polynomial(tuple([0.0] * degree + [1.0]))
 
 
