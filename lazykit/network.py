@@ -14,8 +14,10 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from lazykit._validation import nonnegative_float, positive_int
+from lazykit._dtypes import precision
+from lazykit._validation import as_matrix, nonnegative_float, positive_int
 from lazykit.activations import Activation, get_activation
 from lazykit.kernels.recursion import (
     Kernel,
@@ -186,10 +188,13 @@ class Network:
             :class:`Kernel` with NumPy arrays ``nngp`` and ``ntk``.
 
         Raises:
-            ValueError: on NaN/inf, wrong shapes, mismatched features, or a kernel
-                that overflows ``dtype``.
+            ValueError: on NaN/inf, wrong shapes, mismatched features, a kernel
+                that overflows ``dtype``, or inputs whose pre-activation variance
+                reaches an activation's ``max_variance`` (see :class:`lazykit.Gaussian`).
             InsufficientMemoryError: when the result cannot fit in memory (raised
                 before anything is allocated).
+            TypeError: when traced by ``jax.jit``, ``jax.vmap`` or ``jax.grad``
+                (use :meth:`kernel_fn` there).
 
         Examples:
             >>> import numpy as np, lazykit
@@ -203,7 +208,72 @@ class Network:
         """
         from lazykit.kernels.compute import compute_kernel
 
+        refuse_tracers(x1, x2)
+        check_variance_limits(self.layers, x1, x2)
         return compute_kernel(self, x1, x2, diagonal=diagonal, dtype=dtype, tile_size=tile_size)
+
+
+def refuse_tracers(*arrays) -> None:
+    """Raise a TypeError pointing to ``Network.kernel_fn`` if any input is a JAX tracer.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, lazykit
+        >>> net = lazykit.mlp(depth=1)
+        >>> jax.jit(net.kernel)(jnp.ones((2, 3)))
+        Traceback (most recent call last):
+        ...
+        TypeError: Network.kernel returns NumPy arrays and cannot be traced by jax.jit, ...
+    """
+    if any(isinstance(x, jax.core.Tracer) for x in arrays):
+        raise TypeError(
+            "Network.kernel returns NumPy arrays and cannot be traced by jax.jit, jax.vmap or "
+            "jax.grad (it got a traced array); use net.kernel_fn(x1, x2) inside JAX "
+            "transformations: the same kernels as JAX arrays, jit-compatible and "
+            "differentiable, without validation or tiling.")
+
+
+def check_variance_limits(layers, x1, x2=None, *, names=("x1", "x2")) -> None:
+    """Refuse inputs whose pre-activation variance reaches an activation's ``max_variance``.
+
+    An activation such as ``Gaussian(b > 0)`` has Gaussian expectations that are
+    finite only below a pre-activation variance; the variances of the inputs'
+    own rows (the kernel's diagonal, O(n)) decide whether any entry diverges.
+    Inputs are checked as in :meth:`Network.kernel` only when some layer has a limit;
+    ``names`` are the inputs' names in the messages.
+
+    Raises:
+        ValueError: naming the layer, the limit, the variance reached and the input row.
+
+    Examples:
+        >>> import numpy as np, lazykit
+        >>> layers = (lazykit.Dense(8), lazykit.Gaussian(b=0.1), lazykit.Dense(1))
+        >>> check_variance_limits(layers, np.ones((2, 3)))  # variance 1 < 1 / (4 b) = 2.5
+        >>> check_variance_limits(layers, np.full((2, 3), 2.0))
+        Traceback (most recent call last):
+        ...
+        ValueError: layer 1, Gaussian(a=1.0, b=0.1), needs pre-activation variances below ...
+    """
+    limited = [i for i, layer in enumerate(layers)
+               if isinstance(layer, Activation) and layer.max_variance < math.inf]
+    if not limited:
+        return
+    for name, x in zip(names, (x1, x2), strict=True):
+        if x is None:
+            continue
+        x = as_matrix(x, name, dtype=np.float64)
+        squares = np.einsum("ij,ij->i", x, x)
+        with precision("float64"):
+            state, done = input_state(squares, squares, squares, x.shape[1], diagonal=True), 0
+            for i in limited:
+                state, done = propagate(layers[done:i], state), i
+                variance = np.asarray(state.var1, dtype=np.float64)
+                row = int(np.argmax(np.nan_to_num(variance, nan=np.inf)))
+                if not variance[row] < layers[i].max_variance:
+                    raise ValueError(
+                        f"layer {i}, {layers[i]!r}, needs pre-activation variances below "
+                        f"{layers[i].max_variance:.6g} (its Gaussian expectations diverge "
+                        f"beyond); row {row} of {name} reaches {variance[row]:.6g}. Scale the "
+                        "inputs down or use smaller W_std, b_std or b.")
 
 
 def _check_layer_order(layers) -> None:

@@ -1,5 +1,7 @@
 """NeuralKernel as a scikit-learn Kernel: values, gradients, hyperparameters, uses in sklearn."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -112,3 +114,39 @@ def test_errors_name_the_problem(x):
         lazykit.NeuralKernel()(x, x[:, :2])
     with pytest.raises(lazykit.InsufficientMemoryError, match="gradient on 100000 points"):
         lazykit.NeuralKernel()(np.ones((100_000, 2)), eval_gradient=True)
+
+
+@pytest.mark.parametrize("params, error, message", [
+    ({"depth": 0}, ValueError, "depth must be an integer >= 1; got 0"),
+    ({"depth": 1.5}, TypeError, "depth must be an integer >= 1; got 1.5"),
+    ({"parameterization": "nope"}, ValueError,
+     r"parameterization must be one of \('ntk', 'standard'\); got 'nope'"),
+    ({"W_std": -1.0}, ValueError, r"W_std must be a finite number > 0; got -1\.0"),
+    ({"W_std": 0.0}, ValueError, r"W_std must be a finite number > 0; got 0\.0"),
+    ({"W_std": np.nan}, ValueError, "W_std must be a finite number > 0; got nan"),
+    ({"b_std": -0.1}, ValueError, r"b_std \(None or 0: no bias\) must be a finite number >= 0"),
+    ({"activation": "relux"}, ValueError, "activation must be one of"),
+])
+def test_invalid_parameters_are_refused_before_any_kernel(x, params, error, message):
+    """depth=0 gave a depth-1 kernel, "nope" the standard one, W_std=-1 an all-NaN kernel."""
+    kernel = lazykit.NeuralKernel(**params)  # scikit-learn kernels store, check on use
+    with pytest.raises(error, match=message):
+        kernel(x)
+    with pytest.raises(error, match=message):
+        kernel.diag(x)
+    with pytest.raises(error, match=message):
+        kernel(x, eval_gradient=True)
+    with pytest.raises(error, match=message):
+        kernel.theta  # noqa: B018 - the log of the hyperparameters
+    assert "NeuralKernel(" in repr(kernel)
+    # set_params and clone bypass nothing
+    with pytest.raises(error, match=message):
+        lazykit.NeuralKernel().set_params(**params)(x)
+
+
+def test_gaussian_process_reports_a_negative_w_std_before_any_nan(x):
+    gp = GaussianProcessRegressor(lazykit.NeuralKernel(W_std=-1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no log(-1) = nan on the way
+        with pytest.raises(ValueError, match=r"W_std must be a finite number > 0; got -1\.0"):
+            gp.fit(x, x[:, 0])

@@ -101,3 +101,19 @@ def test_elementwise_rejects_non_callables():
         lazykit.Elementwise(3.0)
     with pytest.raises(ValueError, match="n_nodes must be an integer >= 1"):
         lazykit.Elementwise(np.tanh, n_nodes=0)
+
+
+@pytest.mark.parametrize("transform", ["jit", "vmap", "grad"])
+def test_tracing_kernel_points_to_kernel_fn(net, transform):
+    """jax.jit(net.kernel) failed with a raw TracerArrayConversionError."""
+    import jax
+
+    x = np.ones((3, 2))
+    traced = {"jit": lambda: jax.jit(net.kernel)(x),
+              "vmap": lambda: jax.vmap(lambda row: net.kernel(row[None]).ntk)(x),
+              "grad": lambda: jax.grad(lambda s: net.kernel(s * x).ntk.sum())(1.0)}[transform]
+    with pytest.raises(TypeError, match=r"Network\.kernel returns NumPy arrays and cannot be "
+                                        r"traced by jax\.jit.*use net\.kernel_fn\(x1, x2\)"):
+        traced()
+    # the advice works: kernel_fn traces, and agrees with kernel
+    np.testing.assert_allclose(jax.jit(net.kernel_fn)(x).ntk, net.kernel(x).ntk, rtol=1e-6)

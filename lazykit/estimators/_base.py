@@ -78,7 +78,7 @@ class NeuralKernelModel(BaseEstimator):
         "b_std": [None, Interval(Real, 0, None, closed="left")],
         "parameterization": [StrOptions({"ntk", "standard"})],
         "ridge": [Interval(Real, 0, None, closed="left")],
-        "t": [None, Interval(Real, 0, None, closed="left")],
+        "t": [None, Interval(Real, 0, np.inf, closed="both")],  # np.inf: as None
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "solver": [StrOptions({"auto", *SOLVERS, *MATRIX_FREE})],
         "tol": [Interval(Real, 0, 1, closed="neither")],

@@ -12,12 +12,12 @@ from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
 from sklearn.utils import check_array
 
 from lazykit._dtypes import precision
-from lazykit._validation import check_same_features
+from lazykit._validation import check_same_features, finite_float, positive_int
 from lazykit.activations import get_activation
 from lazykit.estimators._sources import PaddedNetworkKernel, bucket, pad_rows
 from lazykit.kernels.compute import check_memory
 from lazykit.kernels.recursion import KernelState, input_moments, input_state, through_dense
-from lazykit.network import mlp
+from lazykit.network import PARAMETERIZATIONS, check_variance_limits, mlp
 
 KINDS = ("ntk", "nngp")
 _WIDTH = 512  # mlp's default; matters only for the standard parameterization's NTK
@@ -95,7 +95,7 @@ class NeuralKernel(Kernel):
     Args:
         depth: number of hidden layers.
         activation: a name (see :func:`lazykit.get_activation`) or an Activation.
-        W_std: weight standard deviation (a hyperparameter).
+        W_std: weight standard deviation, > 0 (a hyperparameter; theta holds its log).
         b_std: bias standard deviation (a hyperparameter; 0 or None: no bias, fixed).
         parameterization: "ntk" or "standard" (for the NTK, at width 512).
         kind: "ntk" (neural tangent kernel) or "nngp" (the Gaussian-process kernel).
@@ -130,11 +130,30 @@ class NeuralKernel(Kernel):
 
     @property
     def hyperparameter_W_std(self) -> Hyperparameter:
+        self._check_params()  # theta (log W_std) is read before any kernel is computed
         return Hyperparameter("W_std", "numeric", self.W_std_bounds)
 
     @property
     def hyperparameter_b_std(self) -> Hyperparameter:
+        self._check_params()
         return Hyperparameter("b_std", "numeric", self.b_std_bounds if self.b_std else "fixed")
+
+    def _check_params(self) -> None:
+        """Validate the parameters where they are used, as scikit-learn kernels do.
+
+        scikit-learn sets a kernel's parameters without calling ``__init__``
+        (``set_params``, ``clone_with_theta``), so they are checked on every use:
+        evaluation, ``diag`` and ``theta`` (which holds their logarithms).
+        """
+        positive_int(self.depth, "depth")
+        get_activation(self.activation)
+        finite_float(self.W_std, "W_std", minimum=0, strict=True)
+        if self.b_std is not None:
+            finite_float(self.b_std, "b_std (None or 0: no bias)", minimum=0)
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}; "
+                             f"got {self.parameterization!r}.")
+        self._check_kind()
 
     def _check_kind(self) -> str:
         if self.kind not in KINDS:
@@ -150,11 +169,17 @@ class NeuralKernel(Kernel):
 
         theta holds log(W_std) and log(b_std) (the non-fixed ones, in that order).
         Inputs are checked like scikit-learn's (finite, 2-D); sparse ones are densified.
+
+        Raises:
+            ValueError, TypeError: naming the parameter (depth, activation, W_std,
+                b_std, parameterization, kind) or input that is invalid.
         """
+        self._check_params()
         X = _as_inputs(X, "X")
         if Y is not None:
             Y = _as_inputs(Y, "Y")
             check_same_features(X, Y, "X", "Y")
+        check_variance_limits(self._network().layers, X, Y, names=("X", "Y"))
         if eval_gradient and Y is not None:
             raise ValueError("Gradient can only be evaluated when Y is None.")
         if not eval_gradient:
@@ -184,14 +209,20 @@ class NeuralKernel(Kernel):
 
     def diag(self, X):
         """K(x, x) for each row of X in O(n)."""
+        self._check_params()
         X = _as_inputs(X, "X")
+        check_variance_limits(self._network().layers, X, names=("X", "Y"))
         return self._evaluate("diag", X)[: X.shape[0]]
 
     def is_stationary(self) -> bool:
         return False
 
     def __repr__(self) -> str:
-        b_std = "None" if self.b_std is None else f"{self.b_std:.3g}"
         return (f"NeuralKernel(depth={self.depth}, activation={self.activation!r}, "
-                f"W_std={self.W_std:.3g}, b_std={b_std}, "
+                f"W_std={_short(self.W_std)}, b_std={_short(self.b_std)}, "
                 f"parameterization={self.parameterization!r}, kind={self.kind!r})")
+
+
+def _short(value) -> str:
+    """A number to 3 significant digits; anything else (an invalid parameter) as its repr."""
+    return f"{value:.3g}" if isinstance(value, (int, float)) else repr(value)

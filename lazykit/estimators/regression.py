@@ -105,7 +105,8 @@ class NTKRegressor(_FlowRegressor):
         b_std: its bias standard deviation (None: no biases).
         parameterization: "ntk" or "standard" (width 512).
         ridge: added to the diagonal of the training kernel; 0 is ridgeless.
-        t: gradient-flow training time; None means infinity.
+        t: gradient-flow training time >= 0; None or ``np.inf`` (the same) mean
+            infinite time, the ridge(less) regression limit.
         learning_rate: gradient-flow learning rate (only ``learning_rate * t`` matters).
         solver: "auto", "cholesky", "eigh", "cg" or "nystrom". "auto" takes the
             exact solver when the dense training kernel and its factorization
