@@ -18,6 +18,9 @@ def test_run_writes_files_and_prints_summary(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "ridge_slope" in captured.out and "spline_1d" in captured.err
     assert (tmp_path / "results.json").exists() and (tmp_path / "fits.png").exists()
+    # self-explaining summary: what each column and finding means
+    assert "ridge_to_smoothing_spline: RMS distance on the data interval" in captured.out
+    assert "ridge_slope: " in captured.out and "log-log slope" in captured.out
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -78,3 +78,30 @@ def test_result_round_trip_and_files(result, tmp_path):
     assert again.tables["by_dim"] == result.tables["by_dim"]
     names = {p.name for p in result.save(tmp_path)}
     assert {"results.json", "results.csv", "test_error.png", "margins.png"} <= names
+
+
+def test_summary_columns_and_findings_are_described(result):
+    """Every column of the printed summary table and every finding says what it means."""
+    keys = [*result.to_frame().columns, *result.findings]
+    assert [key for key in keys if not result.describe(key)] == []
+
+
+def test_margin_figure_shows_every_point(result):
+    """The margin starts negative (down to about -1) and ends positive near 1e-2: every
+    plotted point lies inside its axes' limits (the old axis cut off the negative part)."""
+    import matplotlib.pyplot as plt
+
+    figure = implicit_bias.plot(result)["margins"]
+    margins = [r["margin"] for r in result.tables["margins"]]
+    assert min(margins) < -0.1 and max(margins) > 0
+    plotted = []
+    for ax in figure.axes:
+        (x_low, x_high), (y_low, y_high) = ax.get_xlim(), ax.get_ylim()
+        for line in ax.get_lines():
+            for x, y in line.get_xydata():
+                assert y_low <= y <= y_high
+                if len(line.get_xdata()) and line.get_xdata()[0] > 0:  # not an axhline
+                    assert x_low <= x <= x_high
+                    plotted.append(y)
+    assert set(margins) <= set(plotted)
+    plt.close("all")

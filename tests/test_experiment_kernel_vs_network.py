@@ -80,3 +80,9 @@ def test_result_files(result, tmp_path):
     assert {"results.json", "results.csv", "runs.csv", "kernel_vs_network.png"} <= names
     again = experiments.ExperimentResult.from_json(result.to_json())
     assert again.findings == pytest.approx(result.findings)
+
+
+def test_summary_columns_and_findings_are_described(result):
+    """Every column of the printed summary table and every finding says what it means."""
+    keys = [*result.to_frame().columns, *result.findings]
+    assert [key for key in keys if not result.describe(key)] == []

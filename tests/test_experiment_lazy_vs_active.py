@@ -86,3 +86,9 @@ def test_picture_reproducible_from_seed():
 def test_unknown_setting_is_refused():
     with pytest.raises(ValueError, match="setting must be one of"):
         lva.run("medium")
+
+
+def test_summary_columns_and_findings_are_described(result):
+    """Every column of the printed summary table and every finding says what it means."""
+    keys = [*result.to_frame().columns, *result.findings]
+    assert [key for key in keys if not result.describe(key)] == []

@@ -131,3 +131,36 @@ def test_result_round_trip_and_files(result, tmp_path):
 def test_unknown_setting_is_refused():
     with pytest.raises(ValueError, match="setting must be one of"):
         mf.run("medium")
+
+
+def test_summary_columns_and_findings_are_described(result):
+    """Every column of the printed summary table and every finding says what it means."""
+    keys = [*result.to_frame().columns, *result.findings]
+    assert [key for key in keys if not result.describe(key)] == []
+
+
+def test_unconverged_quick_setting_is_detected_and_said(result):
+    """Quick (3000 steps): the wide nets' loss still falls at the end and the ReLU loss rises
+    with the width; the notes, the panel titles and a footnote of the figure say so."""
+    import matplotlib.pyplot as plt
+
+    falling = {a: mf.still_falling(result.tables["summary"], a) for a in mf.ACTIVATIONS}
+    assert falling == {"relu": [8, 16, 64], "sigmoid": [8, 16, 64]}
+    relu, sigmoid = result.notes
+    assert relu.startswith("relu: not converged at m = 8, 16, 64") and "rise" in relu
+    assert sigmoid.startswith("sigmoid: not converged") and "rise" not in sigmoid
+    assert "Notes:" in result.summary_text()
+    figure = mf.plot(result)["loss_vs_width"]
+    titles = [ax.get_title() for ax in figure.axes]
+    assert all("NOT CONVERGED at m = 8, 16, 64" in title for title in titles)
+    assert any("step budget" in text.get_text() for text in figure.texts)
+    plt.close("all")
+
+
+def test_converged_runs_get_no_warning():
+    rows = [dict(activation=a, width=w, trained_relative=1e-3 / w, late_decrease_min=1.001)
+            for a in mf.ACTIVATIONS for w in (4, 8)]
+    assert mf.convergence_notes(rows, steps=100) == []
+    rows[1]["late_decrease_min"] = 1.2  # relu, m = 8: still falling, loss below m = 4's
+    (note,) = mf.convergence_notes(rows, steps=100)
+    assert note.startswith("relu: not converged at m = 8:") and "rise" not in note

@@ -124,3 +124,9 @@ def test_tangent_space_basis_gives_the_tangent_model_fit(width):
     assert basis.shape[1] <= 1 + 6 * 7 // 2
     np.testing.assert_allclose(raw @ regimes.least_squares(raw, y),
                                basis @ regimes.least_squares(basis, y), atol=1e-8)
+
+
+def test_summary_columns_and_findings_are_described(result):
+    """Every column of the printed summary table and every finding says what it means."""
+    keys = [*result.to_frame().columns, *result.findings]
+    assert [key for key in keys if not result.describe(key)] == []

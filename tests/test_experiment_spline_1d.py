@@ -71,3 +71,9 @@ def test_reproducible_from_seed():
     a = experiments.run("spline_1d", "quick", seed=3)
     b = experiments.run("spline_1d", "quick", seed=3)
     assert a.tables["runs"] == b.tables["runs"]
+
+
+def test_summary_columns_and_findings_are_described(result):
+    """Every column of the printed summary table and every finding says what it means."""
+    keys = [*result.to_frame().columns, *result.findings]
+    assert [key for key in keys if not result.describe(key)] == []

@@ -33,6 +33,28 @@ from lazykit._dtypes import precision
 from lazykit.experiments.results import ExperimentResult
 
 REGIMES = ("both layers", "output layer")
+_GAP = "output-layer test error minus both-layers test error (positive: both layers better)"
+DESCRIPTIONS = {
+    "dim": "input dimension d (2 informative coordinates + d - 2 spurious ones)",
+    "n": "number of training points",
+    "both layers": "test error (fraction) of the net with both layers trained (F1 max-margin "
+                   "regime), mean over draws",
+    "both layers margin": "its normalized margin min_i y_i f(x_i) / ||f||_F1 at the end of "
+                          "training",
+    "output layer": "test error (fraction) of the output layer alone on random ReLU features "
+                    "(F2 / RKHS max-margin classifier), mean over draws",
+    "output layer margin": "its normalized margin min_i y_i f(x_i) / ||f||_F2 (the F2 "
+                           "max-margin)",
+    "error_gap_by_dim": f"{_GAP}, at each d",
+    "error_gap_at_smallest_dim": f"{_GAP}, at the smallest d (no spurious coordinate)",
+    "max_error_gap_by_dim": f"largest {_GAP} over d",
+    "mean_error_gap_spurious_dims": f"mean {_GAP} over the d with spurious coordinates",
+    "error_gap_at_largest_n": f"{_GAP}, at the largest n",
+    "max_final_train_loss": "largest final logistic training loss of the both-layers nets "
+                            "(small: the training data are separated)",
+    "min_margin_ratio_F1_over_F2": "smallest ratio, over the runs, of the both-layers "
+                                   "F1-normalized margin to the F2 max-margin (> 1 expected)",
+}
 SETTINGS = {
     "quick": dict(grid=3, cluster_width=0.5, width=100, init_scale=0.1, lr=1.0, steps=3000,
                   n_test=4000, dims=(2, 4, 6, 8, 10), n_fixed=300, ns=(50, 100, 200, 400),
@@ -226,7 +248,8 @@ def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResul
     }
     return ExperimentResult("implicit_bias", dict(cfg, setting=setting, seed=seed),
                             {"by_dim": dim_summary, "by_n": n_summary, "runs_dim": by_dim,
-                             "runs_n": by_n, "margins": margins}, "by_dim", findings)
+                             "runs_n": by_n, "margins": margins}, "by_dim", findings,
+                            descriptions=DESCRIPTIONS)
 
 
 def _summarize(rows, key):
@@ -273,16 +296,49 @@ def plot(result: ExperimentResult) -> dict:
     fig.tight_layout()
     figures["test_error"] = fig
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    history = result.tables["margins"]
-    ax.plot([r["step"] for r in history], [r["margin"] for r in history], "o-",
-            color=colors["both layers"], label="both layers: F1-normalized margin")
-    ax.axhline(history[-1]["f2_max_margin"], color=colors["output layer"], ls="--",
-               label="output layer: F2 (RKHS) max-margin")
-    ax.set(xscale="log", xlabel="gradient-descent steps",
-           ylabel="min_i y_i f(x_i) / norm of f",
-           ylim=(-0.5 * history[-1]["f2_max_margin"], None),
-           title=f"Normalized margins (d = {settings['d_fixed']}, n = {settings['n_fixed']})")
-    ax.legend(fontsize=8)
-    figures["margins"] = fig
+    figures["margins"] = _plot_margins(result.tables["margins"], settings, colors)
     return figures
+
+
+def _plot_margins(history, settings, colors):
+    """Normalized margin of the both-layers net during training against the F2 max-margin.
+
+    Left, the whole run on a symmetric-log axis (the margin starts negative, down to
+    about -1, and ends positive near 1e-2: both are visible); right, the steps where the
+    data are separated (margin > 0), on a log axis, next to the F2 max-margin.
+    """
+    import matplotlib.pyplot as plt
+
+    f2 = history[-1]["f2_max_margin"]
+    steps, margins = [r["step"] for r in history], [r["margin"] for r in history]
+    style = dict(color=colors["both layers"], label="both layers: F1-normalized margin")
+    f2_style = dict(color=colors["output layer"], ls="--",
+                    label="output layer: F2 (RKHS) max-margin")
+    fig, (whole, late) = plt.subplots(1, 2, figsize=(11, 4.2))
+    whole.plot(steps, margins, "o-", **style)
+    whole.axhline(f2, **f2_style)
+    whole.axhline(0.0, color="0.5", lw=0.8)
+    whole.set_yscale("symlog", linthresh=abs(f2) if f2 else 1e-3)
+    low, high = min(*margins, f2, 0.0), max(*margins, f2, 0.0)
+    whole.set(ylim=(1.6 * low, 1.6 * high), xscale="log", xlabel="gradient-descent steps",
+              ylabel="min_i y_i f(x_i) / norm of f  (symmetric log)",
+              title="Whole run: negative until the data are separated")
+    whole.legend(fontsize=8)
+    separated = [(s, m) for s, m in zip(steps, margins, strict=True) if m > 0]
+    if separated:
+        late.plot(*zip(*separated, strict=True), "o-", **style)
+        late.axhline(f2, **f2_style)
+        values = [m for _, m in separated] + ([f2] if f2 > 0 else [])
+        late.set(xscale="log", yscale="log", ylim=(min(values) / 1.5, max(values) * 1.5),
+                 xlim=(separated[0][0] / 1.5, steps[-1] * 1.5))
+        late.set_xticks([s for s, _ in separated], [str(s) for s, _ in separated])
+        late.xaxis.set_minor_formatter(plt.NullFormatter())
+        late.legend(fontsize=8)
+    else:
+        late.text(0.5, 0.5, "the training data were never separated (margin <= 0)",
+                  ha="center", va="center", transform=late.transAxes)
+    late.set(xlabel="gradient-descent steps", ylabel="min_i y_i f(x_i) / norm of f",
+             title="Once separated (margin > 0)")
+    fig.suptitle(f"Normalized margins (d = {settings['d_fixed']}, n = {settings['n_fixed']})")
+    fig.tight_layout()
+    return fig

@@ -37,6 +37,29 @@ SETTINGS = {
                  alphas=(0.1, 1.0, 10.0, 100.0), seeds=3, steps=1000, dtype="float32"),
 }
 KERNEL_MODELS = ("NTK regressor, t = T", "NTK regressor, t = inf", "NNGP posterior mean")
+DESCRIPTIONS = {
+    "model": "'network' (a trained finite net) or an analytic kernel predictor",
+    "width": "hidden width m of the network",
+    "alpha": "output scale alpha: the net trains alpha (f - f_0), large alpha is lazy",
+    "test_mse": "test mean squared error (labels +-1)",
+    "test_error": "test classification error of the sign (fraction of test points)",
+    "tangent_test_mse": "test MSE of the network's tangent (linearized) model, trained "
+                        "alongside",
+    "distance_to_ntk": "||f_net - f_NTK|| / ||f_NTK|| on the test points, f_NTK the analytic "
+                       "NTK regressor at the same training time T",
+    "deviation_from_tangent": "largest RMS of alpha (f - f_tangent) on the test points over "
+                              "training",
+    "param_movement": "relative parameter movement ||w_T - w_0|| / ||w_0||",
+    "ntk_distance_slope": "log-log slope of distance_to_ntk against the width at the largest "
+                          "alpha (about -1/2 once lazy)",
+    "tangent_deviation_slope": "log-log slope of deviation_from_tangent against alpha at the "
+                               "largest width",
+    "movement_slope": "log-log slope of param_movement against alpha at the largest width "
+                      "(about -1)",
+    "widest_lazy_distance_to_ntk": "distance_to_ntk of the widest net at the largest alpha",
+    "widest_lazy_test_mse": "test MSE of the widest net at the largest alpha",
+    "ntk_test_mse": "test MSE of the analytic NTK regressor at time T",
+}
 
 
 def load_task(seed: int, n_train: int, n_test: int):
@@ -124,7 +147,7 @@ def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResul
     findings = _findings(cfg, summary)
     return ExperimentResult("kernel_vs_network", dict(cfg, setting=setting, seed=seed),
                             {"summary": summary, "runs": runs, "kernels": kernel_rows},
-                            "summary", findings)
+                            "summary", findings, descriptions=DESCRIPTIONS)
 
 
 def _mean(rows, key):

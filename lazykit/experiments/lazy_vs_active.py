@@ -41,6 +41,26 @@ from lazykit._dtypes import precision
 from lazykit.experiments.results import ExperimentResult, mean_and_spread
 
 SUMMARY_KEYS = ("test_loss_end", "test_loss_best", "train_loss_end", "neuron_travel")
+DESCRIPTIONS = {
+    "tau": "initialization scale tau (|a_j| = |c_j| = tau; large tau is lazy, small active)",
+    "test_loss_end": "test loss (mean squared error / 2) at the end of training, mean over "
+                     "runs",
+    "test_loss_best": "lowest test loss during training, mean over runs",
+    "train_loss_end": "training loss at the end of training, mean over runs",
+    "neuron_travel": "mean over neurons of |w_j(T) - w_j(0)| / |w_j(0)|, w_j = (a_j, c_j): how "
+                     "far the neurons moved, relative to their start",
+    "spearman_end": "Spearman rank correlation of test_loss_end with tau (positive: lazier "
+                    "generalizes worse)",
+    "spearman_best": "Spearman rank correlation of test_loss_best with tau",
+    "ratio_end_largest_to_smallest_tau": "test_loss_end at the largest tau / at the smallest",
+    "ratio_best_largest_to_smallest_tau": "test_loss_best at the largest tau / at the smallest",
+    "max_train_loss_end": "largest final training loss over tau (small: every scale fits the "
+                          "training data)",
+    "travel_smallest_tau": "neuron_travel at the smallest tau (active)",
+    "travel_largest_tau": "neuron_travel at the largest tau (lazy)",
+    "travel_2d_active": "neuron_travel of the 2-D picture run at its small tau (active)",
+    "travel_2d_lazy": "neuron_travel of the 2-D picture run at its large tau (lazy)",
+}
 
 SETTINGS = {
     "quick": dict(dim=100, teacher_width=3, n_train=1000, n_test=1000, width=50,
@@ -194,7 +214,7 @@ def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResul
     return ExperimentResult("lazy_vs_active", dict(cfg, setting=setting, seed=seed),
                             {"summary": summary, "runs": rows, "learning_curves": curves,
                              "picture": picture_rows, "trajectories": trajectories},
-                            "summary", findings)
+                            "summary", findings, descriptions=DESCRIPTIONS)
 
 
 

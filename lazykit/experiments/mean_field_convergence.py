@@ -36,6 +36,7 @@ above it, their error decreasing only slowly with m.
 from __future__ import annotations
 
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -117,6 +118,39 @@ SETTINGS = {
                  width_groups=((4, 8, 16, 32), (64,), (128,), (256,)), seeds=3,
                  steps=10000, record_every=200),
 }
+
+
+# A run whose loss still fell by more than 5% over the last 10% of its steps has not converged.
+STILL_FALLING = 1.05
+
+_RELATIVE = "population loss / loss of f = 0"
+DESCRIPTIONS = {
+    "activation": "activation sigma of the teacher and the student",
+    "width": "student width m (the teacher has m0 neurons)",
+    "trained_relative": f"trained net after the step budget: {_RELATIVE}, geometric mean over "
+                        "teachers",
+    "trained_relative_max": "the same, worst teacher",
+    "random_features_relative": f"random features of width m with the optimal output layer: "
+                                f"{_RELATIVE}, geometric mean over teachers",
+    "random_features_relative_max": "the same, worst teacher",
+    "late_decrease_min": "the trained net's loss 10% of the steps before the end / its final "
+                         "loss, smallest over teachers: 1 = converged or stalled, above "
+                         f"{STILL_FALLING} = still falling (not converged)",
+}
+for _act in ("relu", "sigmoid"):
+    DESCRIPTIONS.update({
+        f"{_act}_trained_widest": f"{_act}: trained_relative at the widest m",
+        f"{_act}_random_features_widest": f"{_act}: random_features_relative at the widest m",
+        f"{_act}_trained_worst_wide": f"{_act}: largest trained_relative_max over m >= 4 m0",
+        f"{_act}_random_features_best": f"{_act}: smallest random_features_relative over m",
+        f"{_act}_gap_widest": f"{_act}: random_features_relative / trained_relative at the "
+                              "widest m",
+        f"{_act}_trained_narrowest": f"{_act}: trained_relative at the narrowest m",
+        f"{_act}_late_decrease_narrowest": f"{_act}: late_decrease_min at the narrowest m "
+                                           "(about 1: stalled)",
+        f"{_act}_late_decrease_wide_min": f"{_act}: smallest late_decrease_min over m >= 4 m0 "
+                                          f"(above {STILL_FALLING}: not converged)",
+    })
 
 
 @functools.partial(jax.jit, static_argnames="kernel")
@@ -218,7 +252,8 @@ def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResul
     summary = _summarize(rows)
     return ExperimentResult("mean_field_convergence", dict(cfg, setting=setting, seed=seed),
                             {"summary": summary, "runs": rows, "learning_curves": curves},
-                            "summary", _findings(summary, cfg))
+                            "summary", _findings(summary, cfg),
+                            convergence_notes(summary, cfg["steps"]), DESCRIPTIONS)
 
 
 def _train_group(cfg, spec, teachers, widths, seed):
@@ -268,6 +303,44 @@ def _summarize(rows):
     return summary
 
 
+def still_falling(summary, activation: str) -> list[int]:
+    """Widths at which the trained net had not converged: its loss still fell by more than
+    5% over the last 10% of the steps for every teacher (``late_decrease_min`` above
+    ``STILL_FALLING``).
+
+    Examples:
+        >>> from lazykit.experiments.mean_field_convergence import still_falling
+        >>> rows = [dict(activation="relu", width=4, late_decrease_min=1.0),
+        ...         dict(activation="relu", width=8, late_decrease_min=1.4)]
+        >>> still_falling(rows, "relu")
+        [8]
+    """
+    return [r["width"] for r in summary
+            if r["activation"] == activation and r["late_decrease_min"] > STILL_FALLING]
+
+
+def convergence_notes(summary, steps: int) -> list[str]:
+    """One note per activation whose trained nets had not converged after ``steps`` steps,
+    saying whether their loss rises with the width because of it."""
+    notes = []
+    for act_name in ACTIVATIONS:
+        widths = still_falling(summary, act_name)
+        if not widths:
+            continue
+        rows = [r for r in summary if r["activation"] == act_name and r["width"] in widths]
+        losses = [r["trained_relative"] for r in rows]
+        rises = any(b > a for a, b in itertools.pairwise(losses))
+        least = min(r["late_decrease_min"] for r in rows)
+        notes.append(
+            f"{act_name}: not converged at m = {', '.join(map(str, widths))}: the trained "
+            f"loss was still falling after {steps} steps (by a factor of at least {least:.3g} "
+            "over the last 10% of the steps), so trained_relative there is the step "
+            "budget's, not the limit's"
+            + ("; its rise with the width only says that wider nets converge more slowly."
+               if rises else "."))
+    return notes
+
+
 def _findings(summary, cfg):
     findings = {}
     for act_name in ACTIVATIONS:
@@ -307,8 +380,12 @@ def plot(result: ExperimentResult) -> dict:
                        alpha=0.4)
         ax.axvline(cfg["teacher_width"], color="0.5", ls="--", lw=1,
                    label=f"teacher width m0 = {cfg['teacher_width']}")
-        ax.set(xscale="log", yscale="log", xlabel="student width m",
-               title=f"{act_name} (teacher norm {ACTIVATIONS[act_name]['teacher_norm']:g})")
+        title = f"{act_name} (teacher norm {ACTIVATIONS[act_name]['teacher_norm']:g})"
+        falling = still_falling(summary, act_name)
+        if falling:
+            title += f"\nNOT CONVERGED at m = {', '.join(map(str, falling))}: loss still falling"
+        ax.set(xscale="log", yscale="log", xlabel="student width m")
+        ax.set_title(title, color="C3" if falling else "black")
         ax.set_xticks(widths, [str(w) for w in widths])
         ax.minorticks_off()
         ax.legend(fontsize=8)
@@ -316,6 +393,13 @@ def plot(result: ExperimentResult) -> dict:
     fig.suptitle(f"Population loss after {cfg['steps']} steps (d = {cfg['dim']}, Gaussian "
                  f"inputs; lines: geometric mean of {cfg['seeds']} teachers, dots: runs)")
     fig.tight_layout()
+    if any(still_falling(result.tables["summary"], a) for a in ACTIVATIONS):
+        fig.text(0.5, -0.02, "Not converged: where marked, the trained nets' loss was still "
+                 f"falling after {cfg['steps']} steps (by over {STILL_FALLING - 1:.0%} in the "
+                 "last 10% of them). Their loss is the step budget's floor, not the limit;\n"
+                 "a trained loss that rises with the width shows that wider nets converge "
+                 "more slowly (see the learning curves), not how low they end.",
+                 ha="center", va="top", fontsize=9, color="C3")
     figures["loss_vs_width"] = fig
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)

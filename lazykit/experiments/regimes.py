@@ -44,6 +44,29 @@ from lazykit._dtypes import precision
 from lazykit.experiments.results import ExperimentResult
 
 REGIMES = ("RF", "NT", "NN")
+_RISK = "population risk / Var f* on the quadratic target (0: exact, 1: no better than 0)"
+DESCRIPTIONS = {
+    "width": "number of neurons N",
+    "ratio": "N/d, neurons per input dimension",
+    "RF": f"random features (output layer trained, first layer fixed): {_RISK}",
+    "NT": f"neural tangent model (linearization around the random first layer): {_RISK}",
+    "NN": f"best network of width N (global optimum: best rank-N approximation): {_RISK}",
+    "NN_trained": f"network trained by gradient descent on the population risk: {_RISK}",
+    "max_order_violation": "largest violation of NN <= NT <= RF over the runs (about 0)",
+    "nt_risk_at_half": "NT risk at N/d = 1/2",
+    "nn_risk_at_half": "NN risk at N/d = 1/2",
+    "rf_risk_at_half": "RF risk at N/d = 1/2",
+    "min_rf_over_nt_below_d": "smallest RF / NT risk ratio for N < d (> 1: the tangent model "
+                              "beats random features)",
+    "max_nt_risk_above_d": "largest NT risk for N >= d (0: the tangent model is exact there)",
+    "max_nn_trained_excess": "largest NN_trained - NN (how far gradient descent stops from "
+                             "the global optimum)",
+    "mixture_bayes_error": "test error of the Bayes rule on the two-Gaussian mixture",
+    "mixture_rf_minus_nt_below_d": "mixture: mean test error of RF minus NT over N < d",
+    "mixture_nt_minus_nn_below_d": "mixture: mean test error of NT minus NN over N < d",
+    "mixture_nt_minus_nn_above_d": "mixture: mean test error of NT minus NN over N >= d",
+    "mixture_min_error": "mixture: lowest test error of any regime and width",
+}
 SETTINGS = {
     "quick": dict(dim=30, ratios=(0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0), seeds=2,
                   nn_steps=4000, nn_lr=0.1, mixture_dim=16, signal_dim=4, delta=0.5,
@@ -302,7 +325,7 @@ def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResul
     }
     return ExperimentResult("regimes", dict(cfg, setting=setting, seed=seed),
                             {"summary": summary, "runs": runs, "mixture": mixture}, "summary",
-                            findings)
+                            findings, descriptions=DESCRIPTIONS)
 
 
 def _mean_gap(rows, worse, better, below_d):

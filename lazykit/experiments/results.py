@@ -14,6 +14,7 @@ import json
 import math
 import pathlib
 import statistics
+import textwrap
 from typing import Any
 
 
@@ -42,6 +43,10 @@ class ExperimentResult:
         summary: the name of the table that summarizes the run.
         findings: the qualitative statements the run supports, each with its
             measured value (e.g. a fitted slope), as {name: value}.
+        notes: caveats found in the data (e.g. a setting that did not converge),
+            printed with the summary.
+        descriptions: what each summary column and finding means, {key: text}
+            (a ``key + "_std"`` column is described from ``key``).
 
     Examples:
         >>> from lazykit.experiments import ExperimentResult
@@ -57,6 +62,8 @@ class ExperimentResult:
     tables: dict[str, list[dict[str, Any]]]
     summary: str
     findings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    descriptions: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_frame(self, table: str | None = None):
         """A pandas DataFrame of one table (the summary table by default)."""
@@ -83,7 +90,13 @@ class ExperimentResult:
         return get_experiment(self.name).plot(self)
 
     def save(self, folder) -> list[pathlib.Path]:
-        """Write results.json, results.csv (the summary), one CSV per table and PNG figures."""
+        """Write results.json, results.csv (the summary), one CSV per table and PNG figures.
+
+        Files are written straight into ``folder`` (created if needed), replacing
+        files of the same names. The ``lazykit run`` command instead writes through
+        :func:`lazykit.experiments.output.write_output_folder`: atomically, and never
+        over an existing output unless ``--force``.
+        """
         import matplotlib.pyplot as plt
 
         folder = pathlib.Path(folder)
@@ -104,13 +117,59 @@ class ExperimentResult:
             written.append(path)
         return written
 
+    def describe(self, key: str) -> str | None:
+        """What the summary column or finding ``key`` means (None if not described).
+
+        Examples:
+            >>> from lazykit.experiments import ExperimentResult
+            >>> r = ExperimentResult("demo", {}, {"main": [{"x": 1.0}]}, "main",
+            ...                      descriptions={"x": "test error"})
+            >>> r.describe("x_std")
+            'standard deviation of x (test error) over the runs'
+        """
+        if key in self.descriptions:
+            return self.descriptions[key]
+        base = key.removesuffix("_std")
+        if base != key and base in self.descriptions:
+            return f"standard deviation of {base} ({self.descriptions[base]}) over the runs"
+        return None
+
     def summary_text(self) -> str:
-        """The summary table and the findings as plain text."""
+        """The summary table, the findings and the notes as plain text, with what each
+        column and finding means.
+
+        Examples:
+            >>> from lazykit.experiments import ExperimentResult
+            >>> r = ExperimentResult("demo", {}, {"main": [{"x": 1, "y": 0.5}]}, "main",
+            ...                      {"slope": -0.5}, ["not converged"],
+            ...                      {"x": "width", "slope": "fitted slope of y against x"})
+            >>> print(r.summary_text())
+             x   y
+             1 0.5
+            <BLANKLINE>
+            Columns:
+              x: width
+            <BLANKLINE>
+            Findings:
+              slope: -0.5  -- fitted slope of y against x
+            <BLANKLINE>
+            Notes:
+              - not converged
+        """
         frame = self.to_frame()
-        lines = [frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
+        lines = [frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}")]
+        columns = [(key, self.describe(key)) for key in frame.columns]
+        if any(text for _, text in columns):
+            lines += ["", "Columns:"]
+            lines += [_wrap(f"{key}: {text}") for key, text in columns if text]
         if self.findings:
-            lines.append("")
-            lines += [f"{key}: {_format(value)}" for key, value in self.findings.items()]
+            lines += ["", "Findings:"]
+            for key, value in self.findings.items():
+                text = self.describe(key)
+                lines.append(_wrap(f"{key}: {_format(value)}" + (f"  -- {text}" if text else "")))
+        if self.notes:
+            lines += ["", "Notes:"]
+            lines += [_wrap(f"- {note}", indent="    ") for note in self.notes]
         return "\n".join(lines)
 
 
@@ -134,6 +193,11 @@ def mean_and_spread(rows, by: str, keys) -> list[dict]:
             entry[key + "_std"] = float(statistics.stdev(values)) if len(values) > 1 else 0.0
         summary.append(entry)
     return summary
+
+
+def _wrap(text: str, indent: str = "      ") -> str:
+    return textwrap.fill(text, width=100, initial_indent="  ", subsequent_indent=indent,
+                         break_long_words=False, break_on_hyphens=False)
 
 
 def _format(value) -> str:

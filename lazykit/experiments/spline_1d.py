@@ -31,6 +31,23 @@ from scipy import interpolate, linalg
 from lazykit.experiments.results import ExperimentResult, mean_and_spread
 
 DISTANCES = ("ridge_to_smoothing_spline", "min_norm_to_interpolating_spline")
+DESCRIPTIONS = {
+    "width": "number m of random ReLU features (fixed first layer; only the last layer is "
+             "trained)",
+    "ridge_to_smoothing_spline": "RMS distance on the data interval between the net fitted by "
+                                 "ridge on its last layer and the cubic smoothing spline, "
+                                 "relative to the spline's RMS; mean over feature draws",
+    "min_norm_to_interpolating_spline": "the same between the minimum-norm interpolating net "
+                                        "and the natural interpolating cubic spline",
+    "ridge_slope": "log-log slope of ridge_to_smoothing_spline against the width (negative: "
+                   "the net converges to the spline)",
+    "min_norm_slope": "log-log slope of min_norm_to_interpolating_spline against the width",
+    "gd_lambda_slope": "log-log slope, against the number of gradient-descent steps t, of the "
+                       "smoothing parameter lambda of the spline closest to the net (about -1: "
+                       "early stopping acts as a ridge 1 / (eta t))",
+    "gd_max_distance": "largest relative RMS distance between the gradient-descent net at some "
+                       "t and its closest smoothing spline",
+}
 
 SETTINGS = {
     "quick": dict(n_data=24, noise=0.1, kink_range=1.5, smoothing=1e-3,
@@ -159,7 +176,8 @@ def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResul
     example = _example_curves(cfg, seed, x, y, grid, half_range, smoothing, interpolating)
     return ExperimentResult("spline_1d", dict(cfg, setting=setting, seed=seed),
                             {"summary": summary, "runs": rows, "gradient_descent": gd_rows,
-                             "curves": example}, "summary", findings)
+                             "curves": example}, "summary", findings,
+                            descriptions=DESCRIPTIONS)
 
 
 
