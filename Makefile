@@ -21,7 +21,7 @@ $(NT_VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/lazykit run kernel_vs_network --quick --out results/kernel_vs_network
+	$(VENV)/bin/lazykit run kernel_vs_network --quick --out results/kernel_vs_network --force
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check lazykit tests benchmarks examples
