@@ -18,10 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lazykit._validation import nonnegative_float
+from lazykit._validation import as_matrix, nonnegative_float
 from lazykit.models import TwoLayer, has_kinks
 from lazykit.network import Dense, Network
-from lazykit.tangent import apply_function
+from lazykit.tangent import apply_function, check_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,9 +86,27 @@ def make_problem(model, input_dim: int, *, params=None, alpha=None, center=None,
         raise TypeError(f"model must be a lazykit.TwoLayer, a lazykit.Network, a function "
                         f"apply_fn(params, x) or a pair (apply_fn, params); got {model!r}.")
     alpha = nonnegative_float(1.0 if alpha is None else alpha, "alpha", strict=True)
+    check_params(params)
     params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params)
     _check_input_dim(key, params, input_dim)
     return Problem(key, params, alpha, bool(center))
+
+
+def as_targets(y, name: str, rows: int, x_name: str, *, dtype) -> np.ndarray:
+    """Targets as a finite real (n, outputs) array with one row per input row, or raise
+    naming ``name`` (complex, text and NaN targets included)."""
+    try:
+        array = np.asarray(y)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be an array of shape (n,) or (n, outputs); got an object "
+                        f"of type {type(y).__name__}.") from err
+    if array.ndim not in (1, 2):
+        got = f"the scalar {y!r:.40}" if array.ndim == 0 else f"an array of shape {array.shape}"
+        raise ValueError(f"{name} must have shape (n,) or (n, outputs); got {got}.")
+    if array.shape[0] != rows:
+        raise ValueError(f"{x_name} and {name} must have the same number of rows; got {x_name} "
+                         f"with {rows} rows and {name} with {array.shape[0]}.")
+    return as_matrix(array[:, None] if array.ndim == 1 else array, name, dtype=dtype)
 
 
 def _check_input_dim(model, params, input_dim):

@@ -19,12 +19,16 @@ contraction when both Jacobians fit in a memory budget, else NTK-vector products
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lazykit._dtypes import precision
+from lazykit._validation import as_matrix
+from lazykit.kernels.compute import check_memory
+from lazykit.tangent import check_params
 
 MODES = ("full", "trace", "diagonal")
 IMPLEMENTATIONS = ("auto", "structured", "jacobian", "ntvp")
@@ -50,7 +54,7 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, mode: str = "trace",
             as o = 1), or a :class:`lazykit.TwoLayer` / :class:`lazykit.Network`
             (or its bound ``apply``), which enables the structured implementation.
         params: a pytree of arrays.
-        x1: inputs with a leading batch axis, (n1, ...).
+        x1: inputs with a leading batch axis, (n1, ...); (n1, d) for a lazykit model.
         x2: inputs (n2, ...); None means ``x1``.
         mode: "trace" (default), "full" or "diagonal".
         implementation: "auto", "structured", "jacobian" or "ntvp".
@@ -62,6 +66,14 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, mode: str = "trace",
         A JAX array, in float64 if any input or parameter is float64 (computed in a
         local x64 context; the global JAX configuration is untouched), else float32.
         Works inside ``jax.jit`` and ``jax.vmap``.
+
+    Raises:
+        ValueError: on empty, non-finite or wrongly shaped inputs or parameters (1-D
+            inputs of a lazykit model: reshape with ``x.reshape(-1, 1)``), naming the argument.
+        TypeError: on parameters that are not arrays (an Equinox module must be split
+            first, e.g. with ``eqx.partition(module, eqx.is_array)``).
+        lazykit.InsufficientMemoryError: before anything is allocated, when the kernel
+            and its working arrays cannot fit in the available memory.
 
     Examples:
         >>> import numpy as np, lazykit
@@ -89,6 +101,10 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, mode: str = "trace",
     if not callable(fn) and model is None:
         raise TypeError(f"apply_fn must be a function apply_fn(params, x) or a lazykit model; "
                         f"got {apply_fn!r}.")
+    for x, name in ((x1, "x1"), (x2, "x2")):
+        if x is not None:
+            _check_inputs(x, name, matrix=model is not None)
+    check_params(params)
     if mode == "diagonal" and x2 is not None and np.shape(x1)[0] != np.shape(x2)[0]:
         raise ValueError(f"mode='diagonal' pairs x1[i] with x2[i], so x1 and x2 need the same "
                          f"number of rows; got {np.shape(x1)[0]} and {np.shape(x2)[0]}.")
@@ -96,6 +112,7 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, mode: str = "trace",
     if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
         if implementation == "auto":
             implementation = _choose(model, fn, params, x1, x2, mode)
+        _check_memory(fn, params, x1, x2, mode, implementation)
         return _ntk(fn, params, x1, x2, mode, implementation, per_example)
     wide = any(np.dtype(getattr(leaf, "dtype", np.float64)) == np.float64 for leaf in leaves)
     dtype = np.float64 if wide else np.float32
@@ -105,6 +122,7 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, mode: str = "trace",
         x2 = None if x2 is None else jnp.asarray(x2, dtype)
         if implementation == "auto":
             implementation = _choose(model, fn, params, x1, x2, mode)
+        _check_memory(fn, params, x1, x2, mode, implementation)
         try:
             hash(fn)
         except TypeError:
@@ -127,16 +145,100 @@ def structured_model(apply_fn):
     return model
 
 
+def _check_inputs(x, name: str, *, matrix: bool) -> None:
+    """Inputs (n, ...) of a function, (n, d) of a lazykit model: non-empty, real and finite.
+
+    Concrete inputs get :func:`lazykit._validation.as_matrix`'s checks (the errors of
+    :meth:`lazykit.Network.kernel`); traced ones only the shape check.
+    """
+    if isinstance(x, jax.core.Tracer):
+        if x.ndim < 1 or (matrix and x.ndim != 2):
+            expected = "(n_samples, n_features)" if matrix else "(n_samples, ...)"
+            raise ValueError(f"{name} must have shape {expected}; got a traced array of shape "
+                             f"{x.shape}.")
+        return
+    try:
+        array = np.asarray(x)
+    except (TypeError, ValueError):
+        array = None  # as_matrix raises the error that names the argument
+    if array is None or matrix or array.ndim < 1 or array.ndim == 2:
+        as_matrix(x, name)
+    else:  # a function's (n,) or (n, ...) inputs: the same checks on rows
+        as_matrix(array.reshape(array.shape[0], math.prod(array.shape[1:])), name)
+
+
 def _choose(model, fn, params, x1, x2, mode) -> str:
     if model is not None:
         return "structured"
     if mode == "diagonal":
         return "jacobian"  # per-example Jacobians, one row at a time: n * o * P numbers
-    n_params = sum(int(np.prod(np.shape(p))) for p in jax.tree_util.tree_leaves(params))
-    out = jax.eval_shape(lambda p, x: fn(p, x[:1]), params, x1)
-    outputs = int(np.prod(out.shape[1:])) if out.ndim > 1 else 1
     rows = np.shape(x1)[0] + (0 if x2 is None else np.shape(x2)[0])
-    return "jacobian" if rows * outputs * n_params * 8 <= _budget() else "ntvp"
+    jacobians = rows * _output_count(fn, params, x1) * _param_count(params) * 8
+    return "jacobian" if jacobians <= _budget() else "ntvp"
+
+
+def _param_count(params) -> int:
+    return sum(int(np.prod(np.shape(p))) for p in jax.tree_util.tree_leaves(params))
+
+
+def _output_count(fn, params, x1) -> int:
+    """o, the outputs per example of ``fn`` (a function or a lazykit model)."""
+    model = structured_model(fn)
+    apply = fn if model is None else model.apply
+    out = jax.eval_shape(lambda p, x: apply(p, x[:1]), params, x1)
+    return int(np.prod(out.shape[1:])) if out.ndim > 1 else 1
+
+
+def memory_needed(implementation: str, mode: str, n1: int, n2: int | None, outputs: int,
+                  n_params: int, itemsize: int) -> tuple[int, int]:
+    """Bytes (result, working arrays) of :func:`empirical_ntk`; ``n2=None`` for x2=None.
+
+    The structured kernel holds a few (n1, n2)-sized Gram and gradient products at
+    once; the Jacobian contraction all per-example Jacobians; NTK-vector products the
+    full (n1, n2, o, o) kernel twice plus a chunk of rows sized by the memory budget.
+
+    Examples:
+        >>> from lazykit.empirical import memory_needed
+        >>> memory_needed("structured", "trace", 1000, None, 1, 100, 8)
+        (8000000, 24000000)
+    """
+    cols = n1 if n2 is None else n2
+    per_pair = outputs * outputs if mode == "full" else 1
+    result = (n1 if mode == "diagonal" else n1 * cols * per_pair) * itemsize
+    if implementation == "structured":
+        return result, _STRUCTURED_TEMPORARIES * result
+    rows = n1 + (0 if n2 is None else n2)
+    if implementation == "jacobian":
+        return result, rows * outputs * n_params * itemsize + 2 * result
+    full = 0 if mode == "diagonal" else n1 * cols * outputs * outputs * itemsize
+    chunk = min(cols * outputs * (n_params + n1 * outputs) * itemsize, _budget())
+    return result, 2 * full + chunk
+
+
+# (n1, n2) arrays live besides the result in the structured sum: a Gram matrix of the
+# layer inputs, a product of output gradients, and the previous partial sum.
+_STRUCTURED_TEMPORARIES = 3
+
+
+def _check_memory(fn, params, x1, x2, mode, implementation) -> None:
+    """Refuse, before anything is allocated, a kernel that cannot fit in memory."""
+    n1 = np.shape(x1)[0]
+    n2 = None if x2 is None else np.shape(x2)[0]
+    outputs = _output_count(fn, params, x1)
+    dtype = np.dtype(getattr(x1, "dtype", np.float64))
+    result, work = memory_needed(implementation, mode, n1, n2, outputs, _param_count(params),
+                                 dtype.itemsize)
+    cols = n1 if n2 is None else n2
+    shape = {"diagonal": (n1,), "trace": (n1, cols), "full": (n1, cols, outputs, outputs)}[mode]
+    check_memory(
+        result + work,
+        f"the empirical NTK of shape {shape} in {dtype.name} (mode={mode!r}, "
+        f"implementation={implementation!r}: {result / 2**30:.2f} GiB for the result, "
+        f"{work / 2**30:.2f} GiB of working arrays)",
+        "Use fewer points or compute the kernel in blocks of rows (x1[i:j] against x2), "
+        "mode='diagonal' if only k(x_i, x_i) is needed, " +
+        ("mode='trace' (o^2 times smaller), " if mode == "full" else "") +
+        "or float32 inputs and parameters.")
 
 
 def _budget() -> int:

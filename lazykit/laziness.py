@@ -7,8 +7,8 @@ unchanged if the data norm is rescaled, since each factor then scales alike.
 * ||Dg|| is the largest singular value of the Jacobian, by power iteration on
   v -> J J^T v (one VJP and one JVP per step).
 * ||D^2 g|| = sup over unit u, u' of ||D^2 g[u, u']|| = sup over unit v of the
-  spectral norm of the Hessian of <v, g>. It is found by alternating
-  maximization: power iteration on Hessian-vector products of <v, g> gives a
+  spectral norm of the Hessian of `<v, g>`. It is found by alternating
+  maximization: power iteration on Hessian-vector products of `<v, g>` gives a
   singular pair (u, u'), then v = D^2 g[u, u'] / ||D^2 g[u, u']|| (the
   higher-order power method; the estimate increases at every outer step and is
   a lower bound of the norm). The search starts from the residual direction and
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lazykit._dtypes import precision, resolve_dtype
-from lazykit._problem import as_2d, make_problem
+from lazykit._problem import as_2d, as_targets, make_problem
 from lazykit._validation import as_matrix, positive_int
 from lazykit.tangent import apply_function
 
@@ -78,11 +78,7 @@ def laziness(model, params, X, y, *, alpha=None, center=None, max_iter: int = 20
     """
     dtype = resolve_dtype(dtype)
     X = as_matrix(X, "X", dtype=dtype)
-    y = np.asarray(y, dtype)
-    y = y[:, None] if y.ndim == 1 else y
-    if y.shape[0] != X.shape[0]:
-        raise ValueError(f"X and y must have the same number of rows; got X with {X.shape[0]} "
-                         f"rows and y with {y.shape[0]}.")
+    y = as_targets(y, "y", X.shape[0], "X", dtype=dtype)
     max_iter = positive_int(max_iter, "max_iter")
     with precision(dtype):
         problem = make_problem(model, X.shape[1], params=params, alpha=alpha, center=center,

@@ -41,13 +41,13 @@ def plot_trajectory(record, axes=None):
         ax_loss.plot(t, _positive(record.test_loss), color="C2", label="network, test")
         ax_loss.plot(t, _positive(record.tangent_test_loss), "--", color="C3",
                      label="tangent, test")
-    ax_loss.set(xscale="log", yscale="log", xlabel="time (steps x lr)",
+    ax_loss.set(xscale="log", yscale="log", xlabel=record.time_label,
                 ylabel=f"{record.loss} loss",
                 title=f"alpha = {record.alpha:g}")
     ax_dev.plot(t, _positive(record.deviation_train), color="C0", label="train points")
     if has_test:
         ax_dev.plot(t, _positive(record.deviation_test), color="C2", label="test points")
-    ax_dev.set(xscale="log", yscale="log", xlabel="time (steps x lr)",
+    ax_dev.set(xscale="log", yscale="log", xlabel=record.time_label,
                ylabel="||alpha f - alpha Tf|| (rms)", title="network vs tangent model")
     series = [("param_movement", "||w - w0|| / ||w0||"), ("ntk_change", "NTK change (rel.)"),
               ("pattern_change", "ReLU patterns changed")]
@@ -55,7 +55,7 @@ def plot_trajectory(record, axes=None):
         values = getattr(record, name)
         if not np.all(np.isnan(values)):
             ax_move.plot(t, _positive(values), color=f"C{i}", label=label)
-    ax_move.set(xscale="log", yscale="log", xlabel="time (steps x lr)",
+    ax_move.set(xscale="log", yscale="log", xlabel=record.time_label,
                 title="how much moved")
     for ax in (ax_loss, ax_dev, ax_move):
         if ax.get_legend_handles_labels()[0]:

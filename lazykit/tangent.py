@@ -9,8 +9,11 @@ for j <= k, each term a jvp of the previous one (nested forward mode).
 from __future__ import annotations
 
 import math
+import numbers
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from lazykit._validation import positive_int
 
@@ -26,6 +29,58 @@ def apply_function(model):
         raise TypeError(f"expected a function apply_fn(params, x) or a lazykit model "
                         f"(TwoLayer, Network); got {model!r}.")
     return model
+
+
+def check_params(params, name: str = "params") -> None:
+    """Raise a TypeError unless every leaf of ``params`` is a real array or number, and a
+    ValueError if a concrete leaf holds NaN or inf.
+
+    Frameworks whose modules carry functions among their pytree leaves (an Equinox
+    module holds its activation functions and other static fields) must be split
+    into arrays and the rest first; the error says how.
+
+    Examples:
+        >>> import numpy as np
+        >>> from lazykit.tangent import check_params
+        >>> check_params({"w": np.ones(3), "b": 0.5})
+        >>> check_params({"w": np.ones(3), "act": np.tanh})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        TypeError: params must be a pytree of arrays; the leaf params['act'] is a ufunc ...
+    """
+    flat, _ = jax.tree_util.tree_flatten_with_path(params)
+    for path, leaf in flat:
+        where = f"{name}{jax.tree_util.keystr(path)}"
+        dtype = _leaf_dtype(leaf)
+        if dtype is None:
+            raise TypeError(
+                f"{name} must be a pytree of arrays; the leaf {where} is a "
+                f"{type(leaf).__name__} ({leaf!r:.60}). A module that holds functions or other "
+                "non-array fields (an Equinox module, say) must be split first: with Equinox, "
+                "params, static = eqx.partition(module, eqx.is_array) (or eqx.filter(module, "
+                "eqx.is_array) for the arrays alone), then pass params and "
+                "apply_fn = lambda p, x: eqx.combine(p, static)(x).")
+        if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+                or jnp.issubdtype(dtype, jnp.bool_)):
+            raise TypeError(f"{name} must hold real numbers; the leaf {where} has dtype {dtype}.")
+        if not isinstance(leaf, jax.core.Tracer) and not _all_finite(leaf):
+            raise ValueError(f"{name} must be finite; the leaf {where} holds NaN or inf values.")
+
+
+def _leaf_dtype(leaf):
+    """The dtype of an array or number leaf; None for anything else (functions, strings...)."""
+    if isinstance(leaf, (jax.Array, np.ndarray, np.generic)):
+        return leaf.dtype
+    if isinstance(leaf, numbers.Number):
+        return np.asarray(leaf).dtype
+    return None
+
+
+def _all_finite(leaf) -> bool:
+    # NumPy for host values: jnp would round float64 to float32 (1e300 -> inf) without x64.
+    if isinstance(leaf, jax.Array):
+        return bool(jnp.all(jnp.isfinite(leaf)))
+    return bool(np.all(np.isfinite(leaf)))
 
 
 def tree_sub(a, b):
@@ -55,6 +110,7 @@ def linearize(apply_fn, params0):
         True
     """
     apply_fn = apply_function(apply_fn)
+    check_params(params0, "params0")
 
     def f_lin(params, x):
         out0, dout = jax.jvp(lambda p: apply_fn(p, x), (params0,), (tree_sub(params, params0),))
@@ -103,6 +159,7 @@ def taylor_expand(apply_fn, params0, degree: int):
         1.105
     """
     apply_fn = apply_function(apply_fn)
+    check_params(params0, "params0")
     degree = positive_int(degree, "degree", minimum=0)
 
     def f_taylor(params, x):

@@ -19,7 +19,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from lazykit._dtypes import precision, resolve_dtype
-from lazykit._problem import Problem, as_2d, kink_preactivations, make_problem, param_norm
+from lazykit._problem import (
+    Problem,
+    as_2d,
+    as_targets,
+    kink_preactivations,
+    make_problem,
+    param_norm,
+)
 from lazykit._progress import Progress
 from lazykit._validation import as_matrix, check_same_features, nonnegative_float, positive_int
 from lazykit.empirical import empirical_ntk
@@ -129,12 +136,12 @@ def train(model, X, y, *, loss: str = "mse", steps: int, lr: float | None = None
         if batch_size > X.shape[0]:
             raise ValueError(f"batch_size must be at most the number of training points "
                              f"({X.shape[0]}); got {batch_size}.")
-    lr_eff, lr_label = _learning_rate(model, lr, optimizer, mean_field)
+    lr_eff, unstable = _learning_rate(model, lr, optimizer, mean_field, batch_size is not None)
     with precision(dtype):
         problem = make_problem(model, X.shape[1], params=params, alpha=alpha, center=center,
                                seed=seed, dtype=dtype)
         return _run(problem, X, Y, test, loss=loss, steps=steps, lr_eff=lr_eff,
-                    lr_label=lr_label, optimizer=optimizer, batch_size=batch_size,
+                    unstable=unstable, optimizer=optimizer, batch_size=batch_size,
                     tangent=bool(tangent), record_every=record_every, seed=seed,
                     ntk_points=positive_int(ntk_points, "ntk_points", minimum=0),
                     record_neurons=record_neurons, verbose=verbose, dtype=dtype)
@@ -142,23 +149,16 @@ def train(model, X, y, *, loss: str = "mse", steps: int, lr: float | None = None
 
 def _check_data(X, y, loss, dtype, x_name, y_name):
     X = as_matrix(X, x_name, dtype=dtype)
-    y_arr = np.asarray(y, dtype=dtype)
-    if y_arr.ndim == 1:
-        y_arr = y_arr[:, None]
-    if y_arr.ndim != 2:
-        raise ValueError(f"{y_name} must have shape (n,) or (n, outputs); got {y_arr.shape}.")
-    if y_arr.shape[0] != X.shape[0]:
-        raise ValueError(f"{x_name} and {y_name} must have the same number of rows; got "
-                         f"{x_name} with {X.shape[0]} rows and {y_name} with {y_arr.shape[0]}.")
-    if not np.all(np.isfinite(y_arr)):
-        raise ValueError(f"{y_name} must be finite; it holds NaN or inf values.")
+    y_arr = as_targets(y, y_name, X.shape[0], x_name, dtype=dtype)
     if loss == "logistic" and not np.all(np.abs(y_arr) == 1):
         raise ValueError(f"the logistic loss needs labels -1 or +1 in {y_name}; got values "
                          f"{np.unique(y_arr)[:5]}. Map {{0, 1}} labels with 2 * y - 1.")
     return X, y_arr
 
 
-def _learning_rate(model, lr, optimizer, mean_field):
+def _learning_rate(model, lr, optimizer, mean_field, batched=False):
+    """The effective learning rate (None for an optax optimizer) and what a divergence message
+    says was unstable."""
     if (lr is None) == (optimizer is None):
         raise ValueError("give exactly one of lr (plain gradient descent / SGD) and optimizer "
                          f"(an optax GradientTransformation); got lr={lr!r}, "
@@ -172,10 +172,12 @@ def _learning_rate(model, lr, optimizer, mean_field):
             raise ValueError("mean_field=True scales the learning rate lr; it cannot scale "
                              "an optax optimizer. Pass lr instead.")
     if optimizer is not None:
-        return None, "the optimizer's"
+        return None, "The optax optimizer is unstable at its learning rate"
     lr = nonnegative_float(lr, "lr", strict=True)
     scale = model.width if mean_field else 1
-    return lr * scale, f"lr={lr:g}" + (f" (x width {scale})" if mean_field else "")
+    rule = "SGD" if batched else "Gradient descent"
+    width = f" (x width {scale})" if mean_field else ""
+    return lr * scale, f"{rule} with lr={lr:g}{width} is unstable"
 
 
 @functools.lru_cache(maxsize=64)
@@ -274,7 +276,7 @@ def _movement(w, w0):
     return param_norm(tree_sub(w, w0)) / param_norm(w0)
 
 
-def _run(problem, X, Y, test, *, loss, steps, lr_eff, lr_label, optimizer, batch_size, tangent,
+def _run(problem, X, Y, test, *, loss, steps, lr_eff, unstable, optimizer, batch_size, tangent,
          record_every, seed, ntk_points, record_neurons, verbose, dtype):
     w0, key = problem.params0, problem.key
     x, y = jnp.asarray(X), jnp.asarray(Y)
@@ -316,7 +318,7 @@ def _run(problem, X, Y, test, *, loss, steps, lr_eff, lr_label, optimizer, batch
         rows.append([step, *values[:-1], ntk_change, values[-1]])
         if keep_neurons:
             positions.append(np.asarray(neurons))
-        _check_finite(rows[-1], step, lr_label, rows[0])
+        _check_finite(rows[-1], step, unstable, rows[0])
 
     measure(0, carry)
     done = 0
@@ -325,7 +327,7 @@ def _run(problem, X, Y, test, *, loss, steps, lr_eff, lr_label, optimizer, batch
             length = min(record_every, steps - done)
             chunk = batches[done:done + length]
             carry, losses = runner(carry, w0, out0, x, y, alpha, chunk)
-            _check_losses(np.asarray(losses), done, lr_label, rows[0])
+            _check_losses(_objective_to_loss(losses, problem.alpha), done, unstable, rows[0])
             done += length
             measure(done, carry)
             bar.update(length, postfix=f"loss {rows[-1][1]:.3g}")
@@ -350,7 +352,14 @@ def _batch_indices(n, steps, batch_size, seed):
 DIVERGENCE_FACTOR = 1e8
 
 
-def _check_losses(losses, start, lr_label, first_row):
+def _objective_to_loss(objective, alpha):
+    """R(alpha f) from the objective F_alpha = R(alpha f) / alpha^2 that the steps minimize
+    (the scale of the recorded losses, so that the divergence test compares like with like)."""
+    return np.asarray(objective, np.float64) * np.square(np.float64(alpha))
+
+
+def _check_losses(losses, start, unstable, first_row):
+    """Raise if a loss R(alpha f) of a chunk is not finite or grew DIVERGENCE_FACTOR-fold."""
     initial = np.array([first_row[1], first_row[2]])
     limit = DIVERGENCE_FACTOR * np.maximum(np.nan_to_num(initial), 1e-12)
     bad = ~np.isfinite(losses) | (losses > limit)
@@ -358,18 +367,18 @@ def _check_losses(losses, start, lr_label, first_row):
         return
     step, which = np.argwhere(bad)[0]
     name = "network" if which == 0 else "tangent model"
-    _diverged(int(start + step), name, losses[step, which], initial[which], lr_label)
+    _diverged(int(start + step), name, losses[step, which], initial[which], unstable)
 
 
-def _check_finite(row, step, lr_label, first_row):
+def _check_finite(row, step, unstable, first_row):
     if not np.isfinite(row[1]):
-        _diverged(step, "network", row[1], first_row[1], lr_label)
+        _diverged(step, "network", row[1], first_row[1], unstable)
     if not np.isnan(row[3]) and not np.isfinite(row[2]):
-        _diverged(step, "tangent model", row[2], first_row[2], lr_label)
+        _diverged(step, "tangent model", row[2], first_row[2], unstable)
 
 
-def _diverged(step, name, value, initial, lr_label):
+def _diverged(step, name, value, initial, unstable):
     raise TrainingDivergedError(
         f"training diverged at step {step}: the {name}'s loss is {value:.3g} (it was "
-        f"{initial:.3g} at step 0). Gradient descent is unstable with {lr_label}; use a smaller "
-        "learning rate (for example a tenth of it).")
+        f"{initial:.3g} at step 0). {unstable}; use a smaller learning rate (for example a "
+        "tenth of it).")

@@ -26,7 +26,9 @@ class TrajectoryRecord:
 
     All series are NumPy arrays over records (NaN where not measured):
 
-    * ``step``, ``time`` (= step x learning rate, the gradient-flow time);
+    * ``step``, ``time`` (= step x learning rate, the gradient-flow time; with an optax
+      optimizer, whose step size lazykit does not know, ``lr`` is None and ``time`` is the
+      step count, see :attr:`time_label`);
     * ``train_loss``, ``tangent_train_loss``, ``test_loss``, ``tangent_test_loss``:
       R(alpha f) and R(alpha T f);
     * ``deviation_train``, ``deviation_test``: ||alpha f - alpha T f||, the root mean
@@ -79,6 +81,11 @@ class TrajectoryRecord:
         return cls(step=step, time=time, **columns, neurons=neurons, alpha=problem.alpha,
                    lr=lr, loss=loss, params=params, tangent_params=tangent_params,
                    problem=problem)
+
+    @property
+    def time_label(self) -> str:
+        """What ``time`` measures: "time (steps x lr)", or "steps" with an optax optimizer."""
+        return "steps" if self.lr is None else "time (steps x lr)"
 
     @property
     def params0(self):

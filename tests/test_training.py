@@ -216,8 +216,9 @@ def test_bad_input_is_refused_with_clear_errors(data):
 def test_diverging_run_stops_with_an_error_naming_the_step(data, monkeypatch):
     X, y, _, _ = data
     model = lazykit.TwoLayer(20, alpha=5.0)
+    # Both losses are R(alpha f), the recorded scale (issue 16: it was R / alpha^2 before).
     with pytest.raises(lazykit.TrainingDivergedError,
-                       match=r"training diverged at step 1: the network's loss is 1\.\d+e\+\d+ "
+                       match=r"training diverged at step 1: the network's loss is \d\.\d+e\+\d+ "
                              r"\(it was 0\.5 at step 0\).*use a smaller learning rate") as info:
         lazykit.train(model, X, y, steps=200, lr=1e6, record_every=50)
     assert isinstance(info.value, FloatingPointError)

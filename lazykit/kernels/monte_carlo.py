@@ -18,7 +18,8 @@ import numpy as np
 
 from lazykit._dtypes import precision, resolve_dtype
 from lazykit._validation import as_matrix, check_same_features, positive_int
-from lazykit.empirical import empirical_ntk
+from lazykit.empirical import empirical_ntk, memory_needed
+from lazykit.kernels.compute import check_memory
 
 
 class MonteCarloKernel(NamedTuple):
@@ -47,6 +48,10 @@ def monte_carlo_kernel(network, x1, x2=None, *, n_samples: int = 64, key=0,
     Returns:
         :class:`MonteCarloKernel` with the means and standard errors (std / sqrt(n_samples)).
 
+    Raises:
+        lazykit.InsufficientMemoryError: before anything is allocated, when the sums,
+            the results and a batch of sampled kernels cannot fit in memory.
+
     Examples:
         >>> import numpy as np, lazykit
         >>> net = lazykit.mlp(depth=1, width=256, activation="erf")
@@ -65,6 +70,7 @@ def monte_carlo_kernel(network, x1, x2=None, *, n_samples: int = 64, key=0,
     key = jax.random.PRNGKey(key) if isinstance(key, int) else key
     d = x1.shape[1]
     with precision(dtype):
+        _check_memory(network, x1, x2, min(batch_size, n_samples), dtype)
         a = jnp.asarray(x1)
         b = a if x2 is None else jnp.asarray(x2)
 
@@ -91,3 +97,23 @@ def monte_carlo_kernel(network, x1, x2=None, *, n_samples: int = 64, key=0,
     return MonteCarloKernel(mean_nngp.astype(dtype), mean_ntk.astype(dtype),
                             np.sqrt(var_nngp / n_samples).astype(dtype),
                             np.sqrt(var_ntk / n_samples).astype(dtype), n_samples)
+
+
+def _check_memory(network, x1, x2, batch, dtype) -> None:
+    """Refuse, before anything is allocated, estimates that cannot fit in memory: four float64
+    sums and four results of shape (n1, n2), and per sampled network of a batch its NNGP and
+    NTK (on the device and as float64 copies) and the empirical NTK's working arrays."""
+    n1, d = x1.shape
+    n2 = n1 if x2 is None else x2.shape[0]
+    params = jax.eval_shape(lambda: network.init(0, d, dtype=dtype))
+    n_params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(params))
+    outputs = jax.eval_shape(network.apply, params, jax.ShapeDtypeStruct((1, d), dtype)).shape[1]
+    ntk = sum(memory_needed("structured", "trace", n1, None if x2 is None else n2, outputs,
+                            n_params, dtype.itemsize))
+    pair = n1 * n2
+    total = pair * 4 * (8 + dtype.itemsize) + batch * (pair * 2 * (dtype.itemsize + 8) + ntk)
+    check_memory(
+        total,
+        f"the Monte Carlo NNGP and NTK of shape ({n1}, {n2}) in {dtype.name} with batches of "
+        f"{batch} networks",
+        "Use fewer points, a smaller batch_size, or dtype='float32'.")
