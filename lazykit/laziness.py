@@ -65,6 +65,10 @@ def laziness(model, params, X, y, *, alpha=None, center=None, max_iter: int = 20
     Returns:
         :class:`Laziness` (kappa, residual_norm, hessian_norm, jacobian_norm).
 
+    Raises:
+        ValueError: on NaN or infinite X, y or params, or mismatched shapes.
+        TypeError: on complex or non-numeric X or y, or params with non-array leaves.
+
     Examples:
         >>> import numpy as np, lazykit
         >>> rng = np.random.default_rng(0)

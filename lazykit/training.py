@@ -102,10 +102,13 @@ def train(model, X, y, *, loss: str = "mse", steps: int, lr: float | None = None
         :class:`lazykit.TrajectoryRecord`.
 
     Raises:
-        ValueError: on bad arguments (alpha <= 0, mismatched X and y, ...).
-        TrainingDivergedError: when a loss becomes NaN or infinite, or exceeds 1e8 times
-            its initial value; the message names the step and suggests a smaller
-            learning rate.
+        ValueError: on bad arguments (alpha <= 0, mismatched X and y, NaN in X, y or
+            params, ...).
+        TypeError: on complex or non-numeric data, or params with non-array leaves (split
+            an Equinox module first, e.g. with ``eqx.partition(module, eqx.is_array)``).
+        TrainingDivergedError: when a loss R(alpha f) becomes NaN or infinite, or exceeds
+            1e8 times its initial value (at any alpha); the message names the step and
+            suggests a smaller learning rate.
 
     Examples:
         >>> import numpy as np, lazykit
