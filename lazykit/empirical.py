@@ -4,7 +4,7 @@ Theta(x1, x2)[a, b] = sum over parameters p of  d f_a(x1) / dp  d f_b(x2) / dp,
 with f_a the a-th output. Three implementations give the same kernel:
 
 * ``"structured"`` (lazykit models only): a fully-connected layer z = s_w y W + s_b b
-  contributes (s_w^2 <y, y'> + s_b^2) <g, g'> with g = d f / d z, so the kernel
+  contributes `(s_w^2 <y, y'> + s_b^2) <g, g'>` with g = d f / d z, so the kernel
   is a sum of Hadamard products of small Gram matrices and no Jacobian is ever
   formed. For :class:`lazykit.TwoLayer` this is the closed form
   (alpha/m)^2 [sigma(U) sigma(U')^T + ((c sigma'(U)) (c sigma'(U'))^T) * (X X'^T + 1)].

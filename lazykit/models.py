@@ -9,9 +9,9 @@ The model is 2-homogeneous for ReLU: scaling every parameter by tau scales
 the output by tau^2, so alpha and tau^2 are the same knob.
 
 Infinite-width kernels, from the same Dense/activation machinery as the MLP.
-With u = a . x~ and x~ = (x, 1), Cov(u(x), u(x')) = tau^2 (<x, x'> + 1), which is
+With u = a . x~ and x~ = (x, 1), Cov(u(x), u(x')) = `tau^2 (<x, x'> + 1)`, which is
 the pre-activation covariance of ``Dense(m, W_std=tau sqrt(d), b_std=tau)``
-(NTK parameterization: W_std^2 <x, x'> / d + b_std^2). The tangent kernel of
+(NTK parameterization: `W_std^2 <x, x'> / d + b_std^2`). The tangent kernel of
 alpha f has two parts, from the gradients in c_j and in a_j:
 
     Theta = (alpha^2 / m) (E[sigma(u) sigma(u')] + tau^2 <x~, x~'> E[sigma'(u) sigma'(u')])
@@ -19,7 +19,7 @@ alpha f has two parts, from the gradients in c_j and in a_j:
 (E c_j^2 = tau^2 weighs the a-gradient). The Dense recursion for
 ``serial(Dense(m, tau sqrt(d), tau), activation, Dense(1, W_std=alpha / sqrt(m)))``
 gives Theta^2 = W2^2 (E[sigma sigma] + E[sigma' sigma'] Theta^1) with
-Theta^1 = tau^2 <x~, x~'>: the same expression. Its NNGP,
+`Theta^1 = tau^2 <x~, x~'>`: the same expression. Its NNGP,
 W2^2 E[sigma sigma] = (alpha^2 / m) E[sigma sigma], lacks the factor E c_j^2 = tau^2
 of Cov(alpha f(x), alpha f(x')) = (alpha^2 tau^2 / m) E[sigma sigma], so the NNGP is
 tau^2 times the Dense network's. (With ``symmetric=True`` the prior is
