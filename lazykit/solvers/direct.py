@@ -4,11 +4,14 @@ A solver factorizes A once and then applies the *gradient-flow filter*
 G_s = A^{-1} (I - exp(-s A)) to right-hand sides, for any number of scaled
 times s (s = inf gives A^{-1}, or its pseudo-inverse). Two solvers:
 
-- :class:`CholeskySolver` (LAPACK potrf): the fastest exact solve for s = inf.
+- :class:`CholeskySolver` (LAPACK potrf, by blocks past
+  :data:`lazykit.solvers.blocked.BLOCK`): the fastest exact solve for s = inf.
   It is used only when A is numerically positive definite: the factorization
   succeeds *and* LAPACK's condition estimate (pocon) says no eigenvalue is
   below ``n * eps * ||A||``. Finite times need the spectrum; it is computed on
-  demand from the factor and cached.
+  demand from the factor and cached. Large matrices are factorized in blocks
+  (:func:`lazykit.solvers.blocked.cholesky_in_place`): SciPy's multithreaded
+  dpotrf crashes the process at n >= 16,000.
 - :class:`EigenSolver` (LAPACK syevd): one eigendecomposition serves every
   time. Eigenvalues at or below ``n * eps * max|eigenvalue|`` (numpy's
   ``matrix_rank`` tolerance) are treated as zero, so s = inf gives the
@@ -32,6 +35,7 @@ import scipy.linalg
 from scipy.linalg import lapack
 
 from lazykit.kernels.compute import check_memory
+from lazykit.solvers import blocked
 
 _EPS = np.finfo(np.float64).eps
 _NORM_BLOCK = 512
@@ -145,7 +149,7 @@ class EigenSolver:
 
 
 class CholeskySolver:
-    """A = L L^T for infinite time; the spectrum, for finite times, on demand.
+    """A = U^T U for infinite time; the spectrum, for finite times, on demand.
 
     Examples:
         >>> import numpy as np
@@ -158,7 +162,7 @@ class CholeskySolver:
     name = "cholesky"
 
     def __init__(self, factor: np.ndarray, reciprocal_condition: float):
-        self.factor = factor  # Fortran-ordered; L in its lower triangle
+        self.factor = factor  # Fortran-ordered; U in its upper triangle
         self.reciprocal_condition = reciprocal_condition
         self._eigen: EigenSolver | None = None
 
@@ -170,15 +174,17 @@ class CholeskySolver:
         condition number estimated by pocon exceeds n * eps.
         """
         n = check_gram(gram)
-        check_memory(2 * n * n * 8, f"the Cholesky factor of a {n} x {n} Gram matrix",
+        check_memory(2 * n * n * 8 + blocked.workspace_bytes(n, blocked.BLOCK),
+                     f"the Cholesky factor of a {n} x {n} Gram matrix",
                      "Use fewer training points or a matrix-free solver.")
         a = _shifted_copy(gram, ridge)
         norm = _one_norm(a)
-        # a.T is the Fortran-ordered view of the same (symmetric) matrix: factorized in place.
-        factor, info = lapack.dpotrf(a.T, lower=1, clean=0, overwrite_a=1)
-        if info != 0:
+        # a.T is the Fortran-ordered view of the same (symmetric) matrix: factorized in place
+        # (by blocks past BLOCK), A = U^T U in its upper triangle.
+        factor = a.T
+        if blocked.cholesky_in_place(factor, blocked.BLOCK) != 0:
             return None
-        rcond, info = lapack.dpocon(factor, norm, uplo="L")
+        rcond, info = lapack.dpocon(factor, norm, uplo="U")
         if info != 0 or not rcond > n * _EPS:
             return None
         return cls(factor, float(rcond))
@@ -188,10 +194,10 @@ class CholeskySolver:
         return 0
 
     def eigen(self) -> EigenSolver:
-        """The eigendecomposition of A = L L^T, computed once."""
+        """The eigendecomposition of A = U^T U, computed once."""
         if self._eigen is None:
-            lower = np.tril(self.factor)
-            self._eigen = EigenSolver.factorize(lower @ lower.T, 0.0, overwrite=True)
+            upper = np.triu(self.factor)
+            self._eigen = EigenSolver.factorize(upper.T @ upper, 0.0, overwrite=True)
         return self._eigen
 
     def apply(self, rhs: np.ndarray, scaled_times) -> np.ndarray:
@@ -201,7 +207,7 @@ class CholeskySolver:
         finite = ~np.isinf(times)
         if (~finite).any():
             solution, info = lapack.dpotrs(self.factor, np.asarray(rhs, dtype=np.float64),
-                                           lower=1)
+                                           lower=0)
             if info != 0:  # pragma: no cover - dpotrs fails only on invalid arguments
                 raise RuntimeError(f"LAPACK dpotrs failed with info={info}.")
             out[~finite] = solution
