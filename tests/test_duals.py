@@ -4,12 +4,15 @@ independent oracle: E[phi(u) phi(v)] and E[phi'(u) phi'(v)] for (u, v) ~ N(0, Si
 import math
 
 import jax
+import mpmath as mp
 import numpy as np
 import pytest
 from scipy import integrate, special
 
 import lazykit
 from lazykit._dtypes import precision
+from lazykit.kernels import duals
+from tests import reference
 
 COVARIANCES = [  # (k11, k22, k12)
     (1.0, 1.0, 0.3),
@@ -115,3 +118,81 @@ def test_jax_differentiable():
         grad = jax.grad(lambda c: lazykit.Relu().dual(c, 1.0, 1.0)[0])(0.3)
     # d/drho of (sin t + (pi - t) rho) / (2 pi) = (pi - t) / (2 pi)
     assert float(grad) == pytest.approx((math.pi - math.acos(0.3)) / (2 * math.pi), rel=1e-12)
+
+
+# Extreme variances and near-duplicates, against the 50-digit closed forms (tests/reference.py).
+# Under jit XLA may fuse k11 k22 - k12^2 into a fused multiply-add, so the determinants of
+# the erf, gelu and gaussian duals must not be formed as differences.
+
+DETERMINANT_DUALS = {
+    "erf": (lazykit.Erf(1.3, 0.7, 0.2), lambda k11, k22, k12: reference.erf_dual(
+        k11, k22, k12, 1.3, 0.7, 0.2)),
+    "gelu": (lazykit.Gelu(), reference.gelu_dual),
+    "gaussian": (lazykit.Gaussian(1.2, -0.8), lambda k11, k22, k12: reference.gaussian_dual(
+        k11, k22, k12, 1.2, -0.8)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DETERMINANT_DUALS))
+@pytest.mark.parametrize("k", [12345.678, 3.3e12, 1.2345678e16])
+@pytest.mark.parametrize("ratio,rho", [(1.0, 1.0), (1.0 + 1e-7, 1.0), (1.3, 0.3), (1.0, -1.0)])
+def test_determinant_duals_at_large_variances_under_jit(name, k, ratio, rho):
+    activation, ref = DETERMINANT_DUALS[name]
+    k11, k22 = k, k * ratio
+    k12 = rho * k if ratio == 1.0 else rho * math.sqrt(k11 * k22)
+    with precision("float64"):
+        got = jax.jit(activation.dual)(np.float64(k12), np.float64(k11), np.float64(k22))
+    # Relative to the kernel's scale sqrt(E(u, u) E(v, v)), like a Gram matrix entry.
+    scales = [mp.sqrt(abs(a * b)) for a, b in zip(ref(k11, k11, k11), ref(k22, k22, k22),
+                                                    strict=True)]
+    for value, expected, scale in zip(got, ref(k11, k22, k12), scales, strict=True):
+        assert abs(float(value) - float(expected)) <= 1e-13 * float(scale), (value, expected)
+
+
+def _gap_case(k11, k22, gap):
+    """Covariance with the exact gap k11 + k22 - 2 k12 (k12 rounds; the gap does not)."""
+    k12 = (mp.mpf(k11) + mp.mpf(k22) - mp.mpf(gap)) / 2
+    return k12, float(k12)
+
+
+GAP_DUALS = {
+    "erf": (lambda *args: duals.erf_with_gap(*args, a=1.3, b=0.7, c=0.2),
+            lambda *k: reference.erf_dual(*k, 1.3, 0.7, 0.2)),
+    "erf_saturated": (lambda *args: duals.erf_with_gap(*args, a=1.0, b=3.0, c=0.0),
+                      lambda *k: reference.erf_dual(*k, 1.0, 3.0, 0.0)),
+    "sin": (lambda *args: duals.sin_with_gap(*args, a=1.1, b=0.8, c=0.3),
+            lambda *k: reference.sin_dual(*k, 1.1, 0.8, 0.3)),
+    "rbf": (lambda *args: duals.rbf_with_gap(*args, gamma=0.7),
+            lambda *k: reference.rbf_dual(*k, 0.7)),
+    "identity": (duals.identity_with_gap, lambda k11, k22, k12: (mp.mpf(k12), mp.mpf(1))),
+}
+
+GAP_CASES = [  # (k11, k22, gap): duplicates, near-duplicates of equal and unequal norms
+    (1.3, 1.3, 0.0),
+    (1.3, 1.3, 3e-30),
+    (1.3, 1.3 + 2e-12, 3e-24),
+    (0.7, 0.7 * (1 + 1e-9), 2e-19),
+    (2.0, 1.7, 0.05),
+    (1.2345678e16, 1.2345678e16 * (1 + 1e-10), 7e-5),
+    (0.9, 1.4, 2.0),
+]
+
+
+@pytest.mark.parametrize("name", sorted(GAP_DUALS))
+@pytest.mark.parametrize("case", GAP_CASES)
+def test_gap_duals_keep_relative_accuracy_for_near_duplicates(name, case):
+    """Output gap E[(phi(u) - phi(v))^2] and diff E[phi(u)^2] - E[phi(v)^2] to 1e-12 relative."""
+    fn, ref = GAP_DUALS[name]
+    k11, k22, gap = case
+    with mp.workdps(80):
+        k12_exact, k12 = _gap_case(k11, k22, gap)
+        e12, de = ref(k11, k22, k12_exact)
+        e11, e22 = ref(k11, k11, k11)[0], ref(k22, k22, k22)[0]
+        expected = (e12, de, e11 + e22 - 2 * e12, e11 - e22)
+        with precision("float64"):
+            got = fn(np.float64(k12), np.float64(k11), np.float64(k22), np.float64(gap),
+                     np.float64(mp.mpf(k11) - mp.mpf(k22)))
+        scale = (1, 1, abs(e11) + abs(e22), abs(e11) + abs(e22))
+        for i, (value, want) in enumerate(zip(got, expected, strict=True)):
+            tolerance = 1e-12 * abs(want) + 1e-15 * scale[i] * float(gap == 0.0)
+            assert abs(float(value) - float(want)) <= tolerance + 1e-300, (i, value, want)

@@ -9,6 +9,18 @@ arrays broadcast together) to the pair
 the first driving the NNGP recursion and the second the NTK recursion. They are
 pure ``jax.numpy`` functions of arrays, safe for zero variances (no NaN) and for
 correlations rounded slightly past +-1.
+
+Determinants such as (1 + 2 k11)(1 + 2 k22) - 4 k12^2 are never formed as a
+difference: they are sums of non-negative terms in the correlation gaps
+1 - rho and 1 + rho (:func:`lazykit.kernels.fast_math.correlation_gaps`), so
+they keep full relative accuracy at any variance and for near-duplicates.
+
+The ``*_with_gap`` duals also take the gap E[(u - v)^2] = k11 + k22 - 2 k12
+and the difference of the variances k11 - k22, and return the same two for
+the activations, E[(phi(u) - phi(v))^2] and E[phi(u)^2] - E[phi(v)^2], each
+computed without cancellation: the recursion tracks them so that
+near-duplicate inputs keep their separation through chaotic layers
+(see :mod:`lazykit.kernels.recursion`).
 """
 
 from __future__ import annotations
@@ -17,7 +29,12 @@ import math
 
 import jax.numpy as jnp
 
-from lazykit.kernels.fast_math import arc_cosine_terms, snap_correlation
+from lazykit.kernels.fast_math import (
+    arc_cosine_terms,
+    correlation_gaps,
+    covariance_gap,
+    snap_correlation,
+)
 
 
 def _norms_and_correlation(k12, k11, k22):
@@ -60,23 +77,109 @@ def sign(k12, k11, k22):
     return nngp, jnp.zeros_like(nngp)
 
 
+def _shifted_determinant(x1, x2, q, p):
+    """(1 + x1)(1 + x2) - x1 x2 rho^2 = 1 + x1 + x2 + x1 x2 (1 - rho)(1 + rho), no cancellation."""
+    return 1.0 + x1 + x2 + x1 * x2 * (q * p)
+
+
 def erf(k12, k11, k22, *, a: float, b: float, c: float):
     """phi(x) = a erf(b x) + c (Williams 1997).
 
     E[phi phi] = a^2 (2/pi) arcsin(2 b^2 k12 / sqrt((1 + 2 b^2 k11)(1 + 2 b^2 k22))) + c^2,
     E[phi' phi'] = a^2 b^2 (4/pi) / sqrt((1 + 2 b^2 k11)(1 + 2 b^2 k22) - 4 b^4 k12^2).
+    See :func:`erf_with_gap`.
+    """
+    return erf_with_gap(k12, k11, k22, covariance_gap(k12, k11, k22), k11 - k22, a=a, b=b,
+                        c=c)[:2]
+
+
+def erf_with_gap(k12, k11, k22, gap, diff, *, a: float, b: float, c: float):
+    """(E[phi phi], E[phi' phi'], output gap, output diff) for phi(x) = a erf(b x) + c.
+
+    With alpha_i = 2 b^2 k_ii and D = 1 + alpha_1 + alpha_2 + alpha_1 alpha_2 (1 - rho^2),
+    the determinant of :func:`erf` without cancellation, the arcsine is
+    atan2(2 b^2 k12, sqrt(D)), accurate where its argument is near 1 (large
+    variances). The output gap is a^2 (2/pi) (phi_1 + phi_2 - 2 phi_12) with
+    phi_i = arcsin(alpha_i / (1 + alpha_i)), the angle of a variance; for close
+    pairs it is summed from the two angle differences phi_i - phi_12, whose
+    sines are computed from 1 - rho and ``diff``. The output diff is
+    a^2 (2/pi) (phi_1 - phi_2), from the sine of the difference likewise.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from lazykit.kernels.duals import erf_with_gap
+        >>> k11 = jnp.float32(1.0)
+        >>> zero = jnp.float32(0.0)
+        >>> nngp, dot, gap, diff = erf_with_gap(k11, k11, k11, zero, zero, a=1.0, b=1.0, c=0.0)
+        >>> round(float(nngp), 6), round(float(dot), 6), float(gap)  # (2/pi) arcsin(2/3)
+        (0.464559, 0.56941, 0.0)
     """
     b2 = b * b
-    d1 = 1.0 + 2.0 * b2 * k11
-    d2 = 1.0 + 2.0 * b2 * k22
-    # d1 d2 - 4 b^4 k12^2 = 1 + 2 b^2 (k11 + k22) + 4 b^4 (k11 k22 - k12^2): summing
-    # non-negative parts avoids the cancellation that gives inf for near-duplicates.
-    det = jnp.maximum(k11 * k22 - k12 * k12, 0.0)
-    root = jnp.sqrt(1.0 + 2.0 * b2 * (k11 + k22) + 4.0 * b2 * b2 * det)
-    ratio = jnp.clip(2.0 * b2 * k12 / (jnp.sqrt(d1) * jnp.sqrt(d2)), -1.0, 1.0)
-    nngp = a * a * (2.0 / math.pi) * jnp.arcsin(ratio) + c * c
-    dot = a * a * b2 * (4.0 / math.pi) / root
-    return nngp, dot
+    alpha1, alpha2, alpha_diff = 2.0 * b2 * k11, 2.0 * b2 * k22, 2.0 * b2 * diff
+    q, p, close = correlation_gaps(k12, k11, k22, gap, diff)
+    root = jnp.sqrt(_shifted_determinant(alpha1, alpha2, q, p))
+    angle = jnp.arctan2(2.0 * b2 * k12, root)
+    scale = a * a * (2.0 / math.pi)
+    far = _erf_variance_angle(alpha1) + _erf_variance_angle(alpha2) - 2.0 * angle
+    spread = jnp.where(close, _erf_close_spread(alpha1, alpha2, alpha_diff, q, root), far)
+    return (scale * angle + c * c, a * a * b2 * (4.0 / math.pi) / root, scale * spread,
+            scale * _erf_angle_difference(alpha1, alpha2, alpha_diff))
+
+
+def _erf_variance_angle(alpha):
+    """arcsin(alpha / (1 + alpha)), the angle of E[erf(u)^2] for 2 b^2 Var u = alpha."""
+    return jnp.arctan2(alpha, jnp.sqrt(1.0 + 2.0 * alpha))
+
+
+def _erf_angle_difference(alpha1, alpha2, alpha_diff):
+    """phi_1 - phi_2 of :func:`_erf_variance_angle`, given alpha_diff = alpha1 - alpha2.
+
+    sin(phi_1 - phi_2) = (x_1 - x_2)(x_1 + x_2) / (x_1 cos phi_2 + x_2 cos phi_1) with
+    x_i = sin phi_i = alpha_i u_i, u_i = 1 / (1 + alpha_i), x_1 - x_2 = alpha_diff u_1 u_2.
+    """
+    u1, u2 = 1.0 / (1.0 + alpha1), 1.0 / (1.0 + alpha2)
+    x1, x2 = alpha1 * u1, alpha2 * u2
+    cos1, cos2 = jnp.sqrt(1.0 + 2.0 * alpha1) * u1, jnp.sqrt(1.0 + 2.0 * alpha2) * u2
+    den = x1 * cos2 + x2 * cos1
+    sin = jnp.where(den > 0, alpha_diff * u1 * u2 * (x1 + x2) / jnp.where(den > 0, den, 1.0), 0.0)
+    return jnp.arctan2(sin, cos1 * cos2 + x1 * x2)
+
+
+def _erf_close_spread(alpha1, alpha2, alpha_diff, q, root):
+    """phi_1 + phi_2 - 2 phi_12 for a close pair (rho >= 1/2), with full relative accuracy.
+
+    phi_i = arcsin(r_i^2) and phi_12 = arcsin(r_1 r_2 rho), r_i^2 = alpha_i / (1 + alpha_i).
+    The sum splits at phi_g = arcsin(r_1 r_2), the angle of collinear inputs: the
+    norm part S = (phi_1 - phi_g) + (phi_2 - phi_g) is second order in
+    d = r_1 - r_2, and sin S is formed from d^2 directly, the first-order terms of
+    the two sines cancelling in the algebra (not in rounding); the correlation
+    part delta = phi_g - phi_12 has sin delta = r_1 r_2 (1 - rho)(1 + rho) /
+    (cos phi_12 + rho cos phi_g). S + 2 delta is summed as an angle (one atan2).
+    """
+    u1, u2 = 1.0 / (1.0 + alpha1), 1.0 / (1.0 + alpha2)
+    a, b = jnp.sqrt(alpha1 * u1), jnp.sqrt(alpha2 * u2)
+    total, prod = a + b, a * b
+    positive = prod > 0
+    d = alpha_diff * u1 * u2 / jnp.where(positive, total, 1.0)  # r_1 - r_2
+    cos_a, cos_b = jnp.sqrt(u1 * (1.0 + a * a)), jnp.sqrt(u2 * (1.0 + b * b))  # cos phi_i
+    cos_g = jnp.sqrt(u1 + u2 - u1 * u2)  # cos phi_g = sqrt(1 - r_1^2 r_2^2)
+    den_a = jnp.where(positive, a * cos_g + b * cos_a, 1.0)
+    den_b = jnp.where(positive, b * cos_g + a * cos_b, 1.0)
+    sin1, sin2 = d * a * total / den_a, -d * b * total / den_b  # sin(phi_i - phi_g)
+    cos1, cos2 = cos_a * cos_g + a * prod * a, cos_b * cos_g + b * prod * b
+    # sin1 + sin2 = d (a + b) (a^2 cos_b - b^2 cos_a) / (den_a den_b), and
+    # a^2 cos_b - b^2 cos_a = (a^4 - b^4) / (a^2 cos_b + b^2 cos_a).
+    sum_sin = jnp.where(positive, jnp.square(d * total) * (a * a + b * b)
+                        / jnp.where(positive, (a * a * cos_b + b * b * cos_a) * den_a * den_b, 1.0),
+                        0.0)
+    sin_s = sum_sin - sin1 * sin2 * sin2 / (1.0 + cos2) - sin2 * sin1 * sin1 / (1.0 + cos1)
+    cos_s = cos1 * cos2 - sin1 * sin2
+    rho = 1.0 - q
+    cos12 = root * jnp.sqrt(u1 * u2)
+    sin_d = prod * q * (2.0 - q) / jnp.where(positive, cos12 + rho * cos_g, 1.0)
+    cos_d = cos_g * cos12 + prod * prod * rho
+    sin_2d, cos_2d = 2.0 * sin_d * cos_d, cos_d * cos_d - sin_d * sin_d
+    return jnp.arctan2(sin_s * cos_2d + cos_s * sin_2d, cos_s * cos_2d - sin_s * sin_2d)
 
 
 def gelu(k12, k11, k22):
@@ -89,13 +192,15 @@ def gelu(k12, k11, k22):
                    / (2 pi sqrt(D)).
     """
     p1 = (1.0 + k11) * (1.0 + k22)
-    delta2 = jnp.maximum(p1 - k12 * k12, 0.0)
+    q, p, _ = correlation_gaps(k12, k11, k22, covariance_gap(k12, k11, k22))
+    delta2 = _shifted_determinant(k11, k22, q, p)
     delta = jnp.sqrt(delta2)
     angle = jnp.arctan2(k12, delta)
     prod = k11 * k22
     nngp = 0.25 * k12 + (k12 * angle + (k12 * k12 + prod * delta2) / (p1 * delta)) / (2 * math.pi)
+    # (1 - k11 k22) / p1 + 1 = (2 + k11 + k22) / p1, which does not cancel at large variances.
     dot = 0.25 + angle / (2 * math.pi) + (
-        k12 * (1.0 / delta2 + (1.0 - prod) / p1 + 1.0) / (2 * math.pi * delta))
+        k12 * (1.0 / delta2 + (2.0 + k11 + k22) / p1) / (2 * math.pi * delta))
     return nngp, dot
 
 
@@ -103,14 +208,52 @@ def sin(k12, k11, k22, *, a: float, b: float, c: float):
     """phi(x) = a sin(b x + c); cos is the phase c + pi/2.
 
     E[phi phi] = a^2/2 [exp(-b^2 (k11 + k22 - 2 k12)/2) - exp(-b^2 (k11 + k22 + 2 k12)/2) cos 2c],
-    E[phi' phi'] = a^2 b^2/2 [same two terms, added].
+    E[phi' phi'] = a^2 b^2/2 [same two terms, added]. See :func:`sin_with_gap`.
+    """
+    return sin_with_gap(k12, k11, k22, covariance_gap(k12, k11, k22), k11 - k22, a=a, b=b,
+                        c=c)[:2]
+
+
+def sin_with_gap(k12, k11, k22, gap, diff, *, a: float, b: float, c: float):
+    """:func:`sin`, the output gap and diff, from g = k11 + k22 - 2 k12 and diff = k11 - k22.
+
+    With e_i = exp(-b^2 k_ii), the output gap is
+    a^2/2 [-2 expm1(-b^2 g/2) - cos 2c ((e_1 - e_2)^2 - 2 e_1 e_2 expm1(b^2 g/2))],
+    each part free of cancellation (expm1, and e_1 - e_2 = -e_1 expm1(b^2 diff)); the
+    output diff is a^2/2 cos 2c (e_2^2 - e_1^2), likewise.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from lazykit.kernels.duals import sin_with_gap
+        >>> one, zero = jnp.float32(1.0), jnp.float32(0.0)
+        >>> out = sin_with_gap(one, one, one, zero, zero, a=1.0, b=1.0, c=0.0)
+        >>> [round(float(v), 6) for v in out]
+        [0.432332, 0.567668, 0.0, 0.0]
     """
     b2 = b * b
     half_sum = 0.5 * (k11 + k22)
-    s1 = jnp.exp(b2 * (k12 - half_sum))
-    s2 = jnp.exp(-b2 * (k12 + half_sum)) * math.cos(2.0 * c)
+    cos2c = math.cos(2.0 * c)
+    near = jnp.exp(-0.5 * b2 * gap)
+    far = jnp.exp(-b2 * (k12 + half_sum)) * cos2c
     half_a2 = 0.5 * a * a
-    return half_a2 * (s1 - s2), half_a2 * b2 * (s1 + s2)
+    e1, e2 = jnp.exp(-b2 * k11), jnp.exp(-b2 * k22)
+    # e1 e2 expm1(b^2 g / 2) = exp(-b^2 (k11 + k22 + 2 k12) / 2) - e1 e2, the form that
+    # cannot overflow once the exponent exceeds 1 (and no longer cancels).
+    grow = 0.5 * b2 * gap
+    cross = jnp.where(grow < 1.0, e1 * e2 * jnp.expm1(jnp.minimum(grow, 1.0)),
+                      jnp.exp(-b2 * (k12 + half_sum)) - e1 * e2)
+    spread = jnp.square(_exp_difference(b2 * k11, b2 * k22, -b2 * diff)) - 2.0 * cross
+    gap_out = half_a2 * (-2.0 * jnp.expm1(-grow) - cos2c * spread)
+    diff_out = half_a2 * cos2c * _exp_difference(2.0 * b2 * k22, 2.0 * b2 * k11, 2.0 * b2 * diff)
+    return (half_a2 * (near - far), half_a2 * b2 * (near + far), jnp.maximum(gap_out, 0.0),
+            diff_out)
+
+
+def _exp_difference(x, y, delta):
+    """exp(-x) - exp(-y) given delta = y - x accurately (-exp(-x) expm1(-delta) if small)."""
+    small = jnp.abs(delta) < 1.0
+    return jnp.where(small, -jnp.exp(-x) * jnp.expm1(-jnp.where(small, delta, 0.0)),
+                     jnp.exp(-x) - jnp.exp(-y))
 
 
 def rbf(k12, k11, k22, *, gamma: float):
@@ -118,8 +261,24 @@ def rbf(k12, k11, k22, *, gamma: float):
 
     After a Dense layer without bias this is the RBF kernel exp(-gamma ||x - x'||^2 / d).
     """
-    nngp = jnp.exp(gamma * (2.0 * k12 - k11 - k22))
-    return nngp, 2.0 * gamma * nngp
+    return rbf_with_gap(k12, k11, k22, covariance_gap(k12, k11, k22), k11 - k22,
+                        gamma=gamma)[:2]
+
+
+def rbf_with_gap(k12, k11, k22, gap, diff, *, gamma: float):
+    """:func:`rbf` from the gap g = k11 + k22 - 2 k12; output gap -2 expm1(-gamma g), diff 0.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from lazykit.kernels.duals import rbf_with_gap
+        >>> one = jnp.float32(1.0)
+        >>> out = rbf_with_gap(one, one, one, 1e-3 * one, 0 * one, gamma=0.5)
+        >>> [round(float(v), 6) for v in out]
+        [0.9995, 0.9995, 0.001, 0.0]
+    """
+    del k12, k11, k22
+    nngp = jnp.exp(-gamma * gap)
+    return nngp, 2.0 * gamma * nngp, -2.0 * jnp.expm1(-gamma * gap), jnp.zeros_like(diff)
 
 
 def gaussian(k12, k11, k22, *, a: float, b: float):
@@ -128,8 +287,8 @@ def gaussian(k12, k11, k22, *, a: float, b: float):
     With det = sqrt((1 - 2 b k11)(1 - 2 b k22) - 4 b^2 k12^2):
     E[phi phi] = a^2 / det,  E[phi' phi'] = 4 a^2 b^2 k12 / det^3.
     """
-    det = jnp.sqrt(jnp.maximum((1.0 - 2.0 * b * k11) * (1.0 - 2.0 * b * k22)
-                               - 4.0 * b * b * k12 * k12, 0.0))
+    q, p, _ = correlation_gaps(k12, k11, k22, covariance_gap(k12, k11, k22))
+    det = jnp.sqrt(jnp.maximum(_shifted_determinant(-2.0 * b * k11, -2.0 * b * k22, q, p), 0.0))
     return a * a / det, 4.0 * a * a * b * b * k12 / det**3
 
 
@@ -142,7 +301,13 @@ def exp(k12, k11, k22, *, a: float, b: float):
 
 def identity(k12, k11, k22):
     """phi(x) = x: E[phi phi] = k12, E[phi' phi'] = 1."""
-    return k12, jnp.ones_like(k12)
+    return identity_with_gap(k12, k11, k22, covariance_gap(k12, k11, k22), k11 - k22)[:2]
+
+
+def identity_with_gap(k12, k11, k22, gap, diff):
+    """phi(x) = x: the gap and the difference of the variances pass through unchanged."""
+    del k11, k22
+    return k12, jnp.ones_like(k12), gap, diff
 
 
 def _hermite_moment_coefficients(coef: tuple[float, ...]) -> list[list[tuple[float, int]]]:

@@ -122,6 +122,55 @@ def snap_covariance(k12, k11, k22):
     return jnp.where(k12 > bound - slack, bound, jnp.where(k12 < slack - bound, -bound, k12))
 
 
+def covariance_gap(k12, k11, k22):
+    """E[(u - v)^2] = k11 + k22 - 2 k12 from a covariance, 0 where k12 is snapped to the bound.
+
+    The fallback when no accurate gap is tracked: it has the absolute error of
+    the moments (a few ulps of k11 + k22), so it resolves no correlation gap
+    1 - rho below about 1e-15 (float64). Identical inputs (k12 = k11 = k22
+    bitwise, as :func:`snap_covariance` leaves them) give exactly 0.
+
+    Examples:
+        >>> from lazykit.kernels.fast_math import covariance_gap
+        >>> float(covariance_gap(0.5, 1.0, 2.0)), float(covariance_gap(1.0, 1.0, 1.0))
+        (2.0, 0.0)
+    """
+    return jnp.maximum(k11 + k22 - 2.0 * k12, 0.0)
+
+
+def correlation_gaps(k12, k11, k22, gap, diff=None):
+    """Return ``(q, p, close)``: q = 1 - rho and p = 1 + rho without cancellation.
+
+    rho = k12 / sqrt(k11 k22) is the correlation (0 where a variance is 0),
+    ``gap`` = E[(u - v)^2] = k11 + k22 - 2 k12 and ``diff`` = k11 - k22 (None:
+    computed so), both tracked accurately by the recursion. For close pairs
+    (gap <= sqrt(k11 k22), so rho >= 1/2) q comes from them, q = (gap - s^2) /
+    (2 sqrt(k11 k22)) with s = sqrt(k11) - sqrt(k22) = diff / (sqrt(k11) + sqrt(k22)),
+    which keeps its relative accuracy for near-duplicates (1 - rho far below
+    the float resolution of rho); elsewhere q = 1 - rho. ``close`` marks the
+    entries that used the gap.
+
+    Examples:
+        >>> from lazykit.kernels.fast_math import correlation_gaps
+        >>> q, p, close = correlation_gaps(1.0, 1.0, 1.0, 2.0**-100)  # rho rounds to 1
+        >>> float(q) == 2.0**-101, float(p), bool(close)
+        (True, 2.0, True)
+    """
+    s1 = jnp.sqrt(jnp.maximum(k11, 0.0))
+    s2 = jnp.sqrt(jnp.maximum(k22, 0.0))
+    norm = s1 * s2
+    positive = norm > 0
+    safe_norm = jnp.where(positive, norm, 1.0)
+    rho = snap_correlation(jnp.where(positive, k12 / safe_norm, 0.0))
+    total = s1 + s2
+    diff = k11 - k22 if diff is None else diff
+    spread = jnp.where(total > 0, diff / jnp.where(total > 0, total, 1.0), 0.0)
+    q_gap = jnp.clip((gap - spread * spread) / (2.0 * safe_norm), 0.0, 1.0)
+    close = positive & (gap <= norm)
+    return (jnp.where(close, q_gap, 1.0 - rho), jnp.where(close, 2.0 - q_gap, 1.0 + rho),
+            close)
+
+
 def arc_cosine_terms(rho):
     """Return ``(pi - arccos(rho), J(rho))`` with J(rho) = sin(theta) + (pi - theta) rho.
 
