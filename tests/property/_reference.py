@@ -242,3 +242,43 @@ def gauss_hermite_dual_numpy(f, k12, k11, k22, n_nodes: int = 120):
     u = s1 * s[:, None]
     v = s2 * (rho * s[:, None] + math.sqrt(max(0.0, 1 - rho * rho)) * s[None, :])
     return float(np.sum(w[:, None] * w[None, :] * f(u) * f(v)))
+
+
+# The two-layer model f(w, x) = (alpha / m) sum_j c_j sigma(a_j . (x, 1)) ------------------------
+
+def _two_layer_terms(activation, params, X):
+    a, c = np.asarray(params["a"], np.float64), np.asarray(params["c"], np.float64)
+    xt = np.concatenate([X, np.ones((X.shape[0], 1))], axis=1)
+    u = xt @ a.T
+    if activation == "relu":
+        value, slope, curve = np.maximum(u, 0), (u > 0).astype(float), np.zeros_like(u)
+    elif activation == "erf":
+        value = np.vectorize(math.erf)(u)
+        slope = 2 / math.sqrt(math.pi) * np.exp(-u * u)
+        curve = -2 * u * slope
+    else:
+        raise ValueError(f"no reference for activation {activation!r}")
+    return a, c, xt, value, slope, curve
+
+
+def two_layer_jacobian(activation, params, X, alpha=1.0):
+    """d (alpha f)(x_i) / d (a, c), shape (n, m (d + 1) + m), parameters in the order a, c."""
+    a, c, xt, value, slope, _ = _two_layer_terms(activation, params, X)
+    m = a.shape[0]
+    da = (c * slope)[:, :, None] * xt[:, None, :]  # (n, m, d + 1)
+    return alpha / m * np.concatenate([da.reshape(X.shape[0], -1), value], axis=1)
+
+
+def two_layer_hessians(activation, params, X, alpha=1.0):
+    """D^2 (alpha f)(x_i) with respect to (a, c), shape (n, P, P)."""
+    a, c, xt, _, slope, curve = _two_layer_terms(activation, params, X)
+    m, p = a.shape
+    size = m * p + m
+    hessians = np.zeros((X.shape[0], size, size))
+    for i in range(X.shape[0]):
+        for j in range(m):
+            block = slice(j * p, (j + 1) * p)
+            hessians[i, block, block] = c[j] * curve[i, j] * np.outer(xt[i], xt[i])
+            hessians[i, block, m * p + j] = slope[i, j] * xt[i]
+            hessians[i, m * p + j, block] = slope[i, j] * xt[i]
+    return alpha / m * hessians

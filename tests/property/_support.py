@@ -17,11 +17,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lazykit import InsufficientMemoryError, TrainingDivergedError
+from lazykit import InsufficientMemoryError
 
 # The exceptions lazykit documents for bad input.
 DOCUMENTED = (ValueError, TypeError, InsufficientMemoryError)
-DOCUMENTED_TRAINING = (*DOCUMENTED, TrainingDivergedError)
 
 # Few shapes: every new (network, shape) pair costs a JAX compilation.
 ROWS = (1, 3)
