@@ -12,6 +12,7 @@ from scipy import integrate, special
 import lazykit
 from lazykit._dtypes import precision
 from lazykit.kernels import duals
+from lazykit.kernels.fast_math import Separation
 from tests import reference
 
 COVARIANCES = [  # (k11, k22, k12)
@@ -149,50 +150,55 @@ def test_determinant_duals_at_large_variances_under_jit(name, k, ratio, rho):
         assert abs(float(value) - float(expected)) <= 1e-13 * float(scale), (value, expected)
 
 
-def _gap_case(k11, k22, gap):
-    """Covariance with the exact gap k11 + k22 - 2 k12 (k12 rounds; the gap does not)."""
-    k12 = (mp.mpf(k11) + mp.mpf(k22) - mp.mpf(gap)) / 2
-    return k12, float(k12)
-
-
 GAP_DUALS = {
     "erf": (lambda *args: duals.erf_with_gap(*args, a=1.3, b=0.7, c=0.2),
             lambda *k: reference.erf_dual(*k, 1.3, 0.7, 0.2)),
-    "erf_saturated": (lambda *args: duals.erf_with_gap(*args, a=1.0, b=3.0, c=0.0),
-                      lambda *k: reference.erf_dual(*k, 1.0, 3.0, 0.0)),
+    "erf_odd_saturated": (lambda *args: duals.erf_with_gap(*args, a=1.0, b=3.0, c=0.0),
+                          lambda *k: reference.erf_dual(*k, 1.0, 3.0, 0.0)),
     "sin": (lambda *args: duals.sin_with_gap(*args, a=1.1, b=0.8, c=0.3),
             lambda *k: reference.sin_dual(*k, 1.1, 0.8, 0.3)),
+    "sin_odd": (lambda *args: duals.sin_with_gap(*args, a=1.1, b=0.8, c=0.0),
+                lambda *k: reference.sin_dual(*k, 1.1, 0.8, 0.0)),
     "rbf": (lambda *args: duals.rbf_with_gap(*args, gamma=0.7),
             lambda *k: reference.rbf_dual(*k, 0.7)),
     "identity": (duals.identity_with_gap, lambda k11, k22, k12: (mp.mpf(k12), mp.mpf(1))),
 }
 
-GAP_CASES = [  # (k11, k22, gap): duplicates, near-duplicates of equal and unequal norms
-    (1.3, 1.3, 0.0),
-    (1.3, 1.3, 3e-30),
-    (1.3, 1.3 + 2e-12, 3e-24),
-    (0.7, 0.7 * (1 + 1e-9), 2e-19),
-    (2.0, 1.7, 0.05),
-    (1.2345678e16, 1.2345678e16 * (1 + 1e-10), 7e-5),
-    (0.9, 1.4, 2.0),
+GAP_CASES = [  # (k11, k22, gap, anti_gap), one of the two given exactly, the other implied
+    (1.3, 1.3, 0.0, None),
+    (1.3, 1.3, 3e-30, None),
+    (1.3, 1.3 + 2e-12, 3e-24, None),
+    (0.7, 0.7 * (1 + 1e-9), 2e-19, None),
+    (2.0, 1.7, 0.05, None),
+    (1.2345678e16, 1.2345678e16 * (1 + 1e-10), 7e-5, None),
+    (0.9, 1.4, 2.0, None),
+    (1.3, 1.3, None, 0.0),
+    (1.3, 1.3 + 2e-12, None, 3e-24),
+    (2.0, 1.7, None, 0.05),
+    (1.2345678e16, 1.2345678e16 * (1 + 1e-10), None, 7e-5),
 ]
 
 
 @pytest.mark.parametrize("name", sorted(GAP_DUALS))
 @pytest.mark.parametrize("case", GAP_CASES)
 def test_gap_duals_keep_relative_accuracy_for_near_duplicates(name, case):
-    """Output gap E[(phi(u) - phi(v))^2] and diff E[phi(u)^2] - E[phi(v)^2] to 1e-12 relative."""
+    """Output E[(phi(u) -+ phi(v))^2] and E[phi(u)^2] - E[phi(v)^2] to 1e-12 relative.
+
+    The covariance k12 is rounded to float; the separation given is exact.
+    """
     fn, ref = GAP_DUALS[name]
-    k11, k22, gap = case
+    k11, k22, gap, anti_gap = case
     with mp.workdps(80):
-        k12_exact, k12 = _gap_case(k11, k22, gap)
-        e12, de = ref(k11, k22, k12_exact)
+        total = mp.mpf(k11) + mp.mpf(k22)
+        gap = 2 * total - mp.mpf(anti_gap) if gap is None else mp.mpf(gap)
+        k12 = (total - gap) / 2
+        e12, de = ref(k11, k22, k12)
         e11, e22 = ref(k11, k11, k11)[0], ref(k22, k22, k22)[0]
-        expected = (e12, de, e11 + e22 - 2 * e12, e11 - e22)
+        expected = (e12, de, e11 + e22 - 2 * e12, e11 + e22 + 2 * e12, e11 - e22)
+        separation = Separation(*(np.float64(v) for v in (gap, 2 * total - gap, k11 - k22)))
         with precision("float64"):
-            got = fn(np.float64(k12), np.float64(k11), np.float64(k22), np.float64(gap),
-                     np.float64(mp.mpf(k11) - mp.mpf(k22)))
-        scale = (1, 1, abs(e11) + abs(e22), abs(e11) + abs(e22))
-        for i, (value, want) in enumerate(zip(got, expected, strict=True)):
-            tolerance = 1e-12 * abs(want) + 1e-15 * scale[i] * float(gap == 0.0)
-            assert abs(float(value) - float(want)) <= tolerance + 1e-300, (i, value, want)
+            nngp, dot, out = fn(np.float64(k12), np.float64(k11), np.float64(k22), separation)
+        for i, (value, want) in enumerate(zip((nngp, dot, *out), expected, strict=True)):
+            # An exact zero (identical or antipodal inputs) may come out as round-off of the scale.
+            slack = 1e-15 * (abs(e11) + abs(e22)) if want == 0 else 0.0
+            assert abs(float(value) - float(want)) <= 1e-12 * abs(want) + slack, (i, value, want)

@@ -11,16 +11,16 @@ pure ``jax.numpy`` functions of arrays, safe for zero variances (no NaN) and for
 correlations rounded slightly past +-1.
 
 Determinants such as (1 + 2 k11)(1 + 2 k22) - 4 k12^2 are never formed as a
-difference: they are sums of non-negative terms in the correlation gaps
-1 - rho and 1 + rho (:func:`lazykit.kernels.fast_math.correlation_gaps`), so
-they keep full relative accuracy at any variance and for near-duplicates.
+difference: they are sums of non-negative terms in 1 - rho and 1 + rho
+(:func:`lazykit.kernels.fast_math.correlation_gaps`), so they keep full
+relative accuracy at any variance.
 
-The ``*_with_gap`` duals also take the gap E[(u - v)^2] = k11 + k22 - 2 k12
-and the difference of the variances k11 - k22, and return the same two for
-the activations, E[(phi(u) - phi(v))^2] and E[phi(u)^2] - E[phi(v)^2], each
-computed without cancellation: the recursion tracks them so that
-near-duplicate inputs keep their separation through chaotic layers
-(see :mod:`lazykit.kernels.recursion`).
+The ``*_with_gap`` duals also take the pair's
+:class:`~lazykit.kernels.fast_math.Separation` (E[(u -+ v)^2], k11 - k22)
+and return that of the activations, (E[(phi(u) -+ phi(v))^2],
+E[phi(u)^2] - E[phi(v)^2]), each computed without cancellation: the recursion
+tracks it so that near-duplicate (near-antipodal) inputs keep their separation
+through chaotic layers (see :mod:`lazykit.kernels.recursion`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ import math
 import jax.numpy as jnp
 
 from lazykit.kernels.fast_math import (
+    Separation,
     arc_cosine_terms,
     correlation_gaps,
-    covariance_gap,
+    covariance_separation,
     snap_correlation,
 )
 
@@ -89,41 +90,46 @@ def erf(k12, k11, k22, *, a: float, b: float, c: float):
     E[phi' phi'] = a^2 b^2 (4/pi) / sqrt((1 + 2 b^2 k11)(1 + 2 b^2 k22) - 4 b^4 k12^2).
     See :func:`erf_with_gap`.
     """
-    return erf_with_gap(k12, k11, k22, covariance_gap(k12, k11, k22), k11 - k22, a=a, b=b,
-                        c=c)[:2]
+    return erf_with_gap(k12, k11, k22, covariance_separation(k12, k11, k22), a=a, b=b, c=c)[:2]
 
 
-def erf_with_gap(k12, k11, k22, gap, diff, *, a: float, b: float, c: float):
-    """(E[phi phi], E[phi' phi'], output gap, output diff) for phi(x) = a erf(b x) + c.
+def erf_with_gap(k12, k11, k22, separation: Separation, *, a: float, b: float, c: float):
+    """(E[phi phi], E[phi' phi'], output :class:`Separation`) for phi(x) = a erf(b x) + c.
 
     With alpha_i = 2 b^2 k_ii and D = 1 + alpha_1 + alpha_2 + alpha_1 alpha_2 (1 - rho^2),
     the determinant of :func:`erf` without cancellation, the arcsine is
-    atan2(2 b^2 k12, sqrt(D)), accurate where its argument is near 1 (large
-    variances). The output gap is a^2 (2/pi) (phi_1 + phi_2 - 2 phi_12) with
-    phi_i = arcsin(alpha_i / (1 + alpha_i)), the angle of a variance; for close
-    pairs it is summed from the two angle differences phi_i - phi_12, whose
-    sines are computed from 1 - rho and ``diff``. The output diff is
-    a^2 (2/pi) (phi_1 - phi_2), from the sine of the difference likewise.
+    atan2(2 b^2 k12, sqrt(D)), accurate where its argument is near +-1 (large
+    variances). With phi_i = arcsin(alpha_i / (1 + alpha_i)), the angle of a
+    variance, and phi_12 that of the pair, the output gap is
+    a^2 (2/pi) (phi_1 + phi_2 - 2 phi_12), the anti-gap a^2 (2/pi)
+    (phi_1 + phi_2 + 2 phi_12) + 4 c^2 and the diff a^2 (2/pi) (phi_1 - phi_2);
+    for close (anti-close) pairs the angle sums come from
+    :func:`_erf_close_spread`, which needs no difference of nearly equal angles.
 
     Examples:
         >>> import jax.numpy as jnp
         >>> from lazykit.kernels.duals import erf_with_gap
-        >>> k11 = jnp.float32(1.0)
-        >>> zero = jnp.float32(0.0)
-        >>> nngp, dot, gap, diff = erf_with_gap(k11, k11, k11, zero, zero, a=1.0, b=1.0, c=0.0)
-        >>> round(float(nngp), 6), round(float(dot), 6), float(gap)  # (2/pi) arcsin(2/3)
+        >>> from lazykit.kernels.fast_math import Separation
+        >>> one, zero = jnp.float32(1.0), jnp.float32(0.0)
+        >>> nngp, dot, sep = erf_with_gap(one, one, one, Separation(zero, 4 * one, zero),
+        ...                               a=1.0, b=1.0, c=0.0)
+        >>> round(float(nngp), 6), round(float(dot), 6), float(sep.gap)  # (2/pi) arcsin(2/3)
         (0.464559, 0.56941, 0.0)
     """
     b2 = b * b
-    alpha1, alpha2, alpha_diff = 2.0 * b2 * k11, 2.0 * b2 * k22, 2.0 * b2 * diff
-    q, p, close = correlation_gaps(k12, k11, k22, gap, diff)
+    alpha1, alpha2 = 2.0 * b2 * k11, 2.0 * b2 * k22
+    alpha_diff = 2.0 * b2 * separation.diff
+    q, p, close, anti_close = correlation_gaps(k12, k11, k22, separation)
     root = jnp.sqrt(_shifted_determinant(alpha1, alpha2, q, p))
     angle = jnp.arctan2(2.0 * b2 * k12, root)
     scale = a * a * (2.0 / math.pi)
-    far = _erf_variance_angle(alpha1) + _erf_variance_angle(alpha2) - 2.0 * angle
-    spread = jnp.where(close, _erf_close_spread(alpha1, alpha2, alpha_diff, q, root), far)
-    return (scale * angle + c * c, a * a * b2 * (4.0 / math.pi) / root, scale * spread,
-            scale * _erf_angle_difference(alpha1, alpha2, alpha_diff))
+    # The arcsine is odd in rho: phi_1 + phi_2 + 2 phi_12(rho) = phi_1 + phi_2 - 2 phi_12(-rho).
+    near = _erf_close_spread(alpha1, alpha2, alpha_diff, jnp.where(anti_close, p, q), root)
+    both = _erf_variance_angle(alpha1) + _erf_variance_angle(alpha2)
+    out = Separation(scale * jnp.where(close, near, both - 2.0 * angle),
+                     scale * jnp.where(anti_close, near, both + 2.0 * angle) + 4.0 * c * c,
+                     scale * _erf_angle_difference(alpha1, alpha2, alpha_diff))
+    return scale * angle + c * c, a * a * b2 * (4.0 / math.pi) / root, out
 
 
 def _erf_variance_angle(alpha):
@@ -192,7 +198,7 @@ def gelu(k12, k11, k22):
                    / (2 pi sqrt(D)).
     """
     p1 = (1.0 + k11) * (1.0 + k22)
-    q, p, _ = correlation_gaps(k12, k11, k22, covariance_gap(k12, k11, k22))
+    q, p = correlation_gaps(k12, k11, k22, covariance_separation(k12, k11, k22))[:2]
     delta2 = _shifted_determinant(k11, k22, q, p)
     delta = jnp.sqrt(delta2)
     angle = jnp.arctan2(k12, delta)
@@ -210,43 +216,51 @@ def sin(k12, k11, k22, *, a: float, b: float, c: float):
     E[phi phi] = a^2/2 [exp(-b^2 (k11 + k22 - 2 k12)/2) - exp(-b^2 (k11 + k22 + 2 k12)/2) cos 2c],
     E[phi' phi'] = a^2 b^2/2 [same two terms, added]. See :func:`sin_with_gap`.
     """
-    return sin_with_gap(k12, k11, k22, covariance_gap(k12, k11, k22), k11 - k22, a=a, b=b,
-                        c=c)[:2]
+    return sin_with_gap(k12, k11, k22, covariance_separation(k12, k11, k22), a=a, b=b, c=c)[:2]
 
 
-def sin_with_gap(k12, k11, k22, gap, diff, *, a: float, b: float, c: float):
-    """:func:`sin`, the output gap and diff, from g = k11 + k22 - 2 k12 and diff = k11 - k22.
+def sin_with_gap(k12, k11, k22, separation: Separation, *, a: float, b: float, c: float):
+    """:func:`sin` and the output :class:`Separation`, from g, h = E[(u -+ v)^2], diff.
 
-    With e_i = exp(-b^2 k_ii), the output gap is
-    a^2/2 [-2 expm1(-b^2 g/2) - cos 2c ((e_1 - e_2)^2 - 2 e_1 e_2 expm1(b^2 g/2))],
-    each part free of cancellation (expm1, and e_1 - e_2 = -e_1 expm1(b^2 diff)); the
-    output diff is a^2/2 cos 2c (e_2^2 - e_1^2), likewise.
+    With e_i = exp(-b^2 k_ii) and C = cos 2c, the gap is
+    a^2/2 [-2 expm1(-b^2 g/2) + 2 C e_1 e_2 expm1(b^2 g/2) - C (e_1 - e_2)^2], the
+    anti-gap a^2/2 [(1 - C)(2 + e_1^2 + e_2^2) - 2 C expm1(-b^2 h/2)
+    + 2 e_1 e_2 expm1(b^2 h/2) - (e_1 - e_2)^2] and the diff a^2/2 C (e_2^2 - e_1^2),
+    each part free of cancellation (expm1, and e_1 - e_2 from expm1(b^2 diff)).
 
     Examples:
         >>> import jax.numpy as jnp
         >>> from lazykit.kernels.duals import sin_with_gap
+        >>> from lazykit.kernels.fast_math import Separation
         >>> one, zero = jnp.float32(1.0), jnp.float32(0.0)
-        >>> out = sin_with_gap(one, one, one, zero, zero, a=1.0, b=1.0, c=0.0)
-        >>> [round(float(v), 6) for v in out]
-        [0.432332, 0.567668, 0.0, 0.0]
+        >>> nngp, dot, sep = sin_with_gap(one, one, one, Separation(zero, 4 * one, zero),
+        ...                               a=1.0, b=1.0, c=0.0)
+        >>> [round(float(v), 6) for v in (nngp, dot, *sep)]
+        [0.432332, 0.567668, 0.0, 1.729329, 0.0]
     """
     b2 = b * b
-    half_sum = 0.5 * (k11 + k22)
     cos2c = math.cos(2.0 * c)
-    near = jnp.exp(-0.5 * b2 * gap)
-    far = jnp.exp(-b2 * (k12 + half_sum)) * cos2c
     half_a2 = 0.5 * a * a
     e1, e2 = jnp.exp(-b2 * k11), jnp.exp(-b2 * k22)
-    # e1 e2 expm1(b^2 g / 2) = exp(-b^2 (k11 + k22 + 2 k12) / 2) - e1 e2, the form that
-    # cannot overflow once the exponent exceeds 1 (and no longer cancels).
-    grow = 0.5 * b2 * gap
-    cross = jnp.where(grow < 1.0, e1 * e2 * jnp.expm1(jnp.minimum(grow, 1.0)),
-                      jnp.exp(-b2 * (k12 + half_sum)) - e1 * e2)
-    spread = jnp.square(_exp_difference(b2 * k11, b2 * k22, -b2 * diff)) - 2.0 * cross
-    gap_out = half_a2 * (-2.0 * jnp.expm1(-grow) - cos2c * spread)
-    diff_out = half_a2 * cos2c * _exp_difference(2.0 * b2 * k22, 2.0 * b2 * k11, 2.0 * b2 * diff)
-    return (half_a2 * (near - far), half_a2 * b2 * (near + far), jnp.maximum(gap_out, 0.0),
-            diff_out)
+    near, far = jnp.exp(-0.5 * b2 * separation.gap), jnp.exp(-0.5 * b2 * separation.anti_gap)
+    square = jnp.square(_exp_difference(b2 * k11, b2 * k22, -b2 * separation.diff))
+    gap = (-2.0 * jnp.expm1(-0.5 * b2 * separation.gap)
+           + 2.0 * cos2c * _scaled_expm1(e1 * e2, 0.5 * b2 * separation.gap, far)
+           - cos2c * square)
+    anti_gap = ((1.0 - cos2c) * (2.0 + e1 * e1 + e2 * e2)
+                - 2.0 * cos2c * jnp.expm1(-0.5 * b2 * separation.anti_gap)
+                + 2.0 * _scaled_expm1(e1 * e2, 0.5 * b2 * separation.anti_gap, near) - square)
+    diff = cos2c * _exp_difference(2.0 * b2 * k22, 2.0 * b2 * k11, 2.0 * b2 * separation.diff)
+    out = Separation(half_a2 * jnp.maximum(gap, 0.0), half_a2 * jnp.maximum(anti_gap, 0.0),
+                     half_a2 * diff)
+    far = far * cos2c
+    return half_a2 * (near - far), half_a2 * b2 * (near + far), out
+
+
+def _scaled_expm1(scale, x, product):
+    """scale expm1(x) for x >= 0, given product = scale exp(x) (used for x >= 1: no overflow)."""
+    small = x < 1.0
+    return jnp.where(small, scale * jnp.expm1(jnp.where(small, x, 0.0)), product - scale)
 
 
 def _exp_difference(x, y, delta):
@@ -261,24 +275,27 @@ def rbf(k12, k11, k22, *, gamma: float):
 
     After a Dense layer without bias this is the RBF kernel exp(-gamma ||x - x'||^2 / d).
     """
-    return rbf_with_gap(k12, k11, k22, covariance_gap(k12, k11, k22), k11 - k22,
-                        gamma=gamma)[:2]
+    return rbf_with_gap(k12, k11, k22, covariance_separation(k12, k11, k22), gamma=gamma)[:2]
 
 
-def rbf_with_gap(k12, k11, k22, gap, diff, *, gamma: float):
-    """:func:`rbf` from the gap g = k11 + k22 - 2 k12; output gap -2 expm1(-gamma g), diff 0.
+def rbf_with_gap(k12, k11, k22, separation: Separation, *, gamma: float):
+    """:func:`rbf` from the gap g; output gap -2 expm1(-gamma g), anti-gap 2 + 2 E, diff 0.
 
     Examples:
         >>> import jax.numpy as jnp
         >>> from lazykit.kernels.duals import rbf_with_gap
-        >>> one = jnp.float32(1.0)
-        >>> out = rbf_with_gap(one, one, one, 1e-3 * one, 0 * one, gamma=0.5)
-        >>> [round(float(v), 6) for v in out]
-        [0.9995, 0.9995, 0.001, 0.0]
+        >>> from lazykit.kernels.fast_math import Separation
+        >>> one, zero = jnp.float32(1.0), jnp.float32(0.0)
+        >>> nngp, dot, sep = rbf_with_gap(one, one, one, Separation(1e-3 * one, 4 * one, zero),
+        ...                               gamma=0.5)
+        >>> [round(float(v), 6) for v in (nngp, dot, *sep)]
+        [0.9995, 0.9995, 0.001, 3.999, 0.0]
     """
     del k12, k11, k22
-    nngp = jnp.exp(-gamma * gap)
-    return nngp, 2.0 * gamma * nngp, -2.0 * jnp.expm1(-gamma * gap), jnp.zeros_like(diff)
+    nngp = jnp.exp(-gamma * separation.gap)
+    out = Separation(-2.0 * jnp.expm1(-gamma * separation.gap), 2.0 + 2.0 * nngp,
+                     jnp.zeros_like(separation.diff))
+    return nngp, 2.0 * gamma * nngp, out
 
 
 def gaussian(k12, k11, k22, *, a: float, b: float):
@@ -287,7 +304,7 @@ def gaussian(k12, k11, k22, *, a: float, b: float):
     With det = sqrt((1 - 2 b k11)(1 - 2 b k22) - 4 b^2 k12^2):
     E[phi phi] = a^2 / det,  E[phi' phi'] = 4 a^2 b^2 k12 / det^3.
     """
-    q, p, _ = correlation_gaps(k12, k11, k22, covariance_gap(k12, k11, k22))
+    q, p = correlation_gaps(k12, k11, k22, covariance_separation(k12, k11, k22))[:2]
     det = jnp.sqrt(jnp.maximum(_shifted_determinant(-2.0 * b * k11, -2.0 * b * k22, q, p), 0.0))
     return a * a / det, 4.0 * a * a * b * b * k12 / det**3
 
@@ -301,13 +318,13 @@ def exp(k12, k11, k22, *, a: float, b: float):
 
 def identity(k12, k11, k22):
     """phi(x) = x: E[phi phi] = k12, E[phi' phi'] = 1."""
-    return identity_with_gap(k12, k11, k22, covariance_gap(k12, k11, k22), k11 - k22)[:2]
+    return k12, jnp.ones_like(k12)
 
 
-def identity_with_gap(k12, k11, k22, gap, diff):
-    """phi(x) = x: the gap and the difference of the variances pass through unchanged."""
+def identity_with_gap(k12, k11, k22, separation: Separation):
+    """phi(x) = x: the separation passes through unchanged."""
     del k11, k22
-    return k12, jnp.ones_like(k12), gap, diff
+    return k12, jnp.ones_like(k12), separation
 
 
 def _hermite_moment_coefficients(coef: tuple[float, ...]) -> list[list[tuple[float, int]]]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -122,38 +123,54 @@ def snap_covariance(k12, k11, k22):
     return jnp.where(k12 > bound - slack, bound, jnp.where(k12 < slack - bound, -bound, k12))
 
 
-def covariance_gap(k12, k11, k22):
-    """E[(u - v)^2] = k11 + k22 - 2 k12 from a covariance, 0 where k12 is snapped to the bound.
+class Separation(NamedTuple):
+    """What a covariance cannot resolve about a pair (u, v): its separation, tracked exactly.
 
-    The fallback when no accurate gap is tracked: it has the absolute error of
-    the moments (a few ulps of k11 + k22), so it resolves no correlation gap
-    1 - rho below about 1e-15 (float64). Identical inputs (k12 = k11 = k22
-    bitwise, as :func:`snap_covariance` leaves them) give exactly 0.
-
-    Examples:
-        >>> from lazykit.kernels.fast_math import covariance_gap
-        >>> float(covariance_gap(0.5, 1.0, 2.0)), float(covariance_gap(1.0, 1.0, 1.0))
-        (2.0, 0.0)
+    ``gap`` = E[(u - v)^2] = k11 + k22 - 2 k12 (small for near-duplicates),
+    ``anti_gap`` = E[(u + v)^2] = k11 + k22 + 2 k12 (small for near-antipodal
+    pairs) and ``diff`` = k11 - k22. Computed from the covariance they carry its
+    absolute error (a few ulps of k11 + k22) and resolve no 1 -+ rho below about
+    1e-15 (float64); the recursion instead carries them from the inputs' exact
+    differences (see :mod:`lazykit.kernels.recursion`).
     """
-    return jnp.maximum(k11 + k22 - 2.0 * k12, 0.0)
+
+    gap: jax.Array
+    anti_gap: jax.Array
+    diff: jax.Array
 
 
-def correlation_gaps(k12, k11, k22, gap, diff=None):
-    """Return ``(q, p, close)``: q = 1 - rho and p = 1 + rho without cancellation.
+def covariance_separation(k12, k11, k22) -> Separation:
+    """The :class:`Separation` of a covariance, the fallback when none is tracked.
 
-    rho = k12 / sqrt(k11 k22) is the correlation (0 where a variance is 0),
-    ``gap`` = E[(u - v)^2] = k11 + k22 - 2 k12 and ``diff`` = k11 - k22 (None:
-    computed so), both tracked accurately by the recursion. For close pairs
-    (gap <= sqrt(k11 k22), so rho >= 1/2) q comes from them, q = (gap - s^2) /
-    (2 sqrt(k11 k22)) with s = sqrt(k11) - sqrt(k22) = diff / (sqrt(k11) + sqrt(k22)),
-    which keeps its relative accuracy for near-duplicates (1 - rho far below
-    the float resolution of rho); elsewhere q = 1 - rho. ``close`` marks the
-    entries that used the gap.
+    Identical (antipodal) inputs, with k12 = k11 = k22 (k12 = -k11) bitwise as
+    :func:`snap_covariance` leaves them, get a gap (anti_gap) of exactly 0.
 
     Examples:
-        >>> from lazykit.kernels.fast_math import correlation_gaps
-        >>> q, p, close = correlation_gaps(1.0, 1.0, 1.0, 2.0**-100)  # rho rounds to 1
-        >>> float(q) == 2.0**-101, float(p), bool(close)
+        >>> from lazykit.kernels.fast_math import covariance_separation
+        >>> [float(v) for v in covariance_separation(0.5, 1.0, 2.0)]
+        [2.0, 4.0, -1.0]
+    """
+    total = k11 + k22
+    return Separation(jnp.maximum(total - 2.0 * k12, 0.0), jnp.maximum(total + 2.0 * k12, 0.0),
+                      k11 - k22 + jnp.zeros_like(k12))
+
+
+def correlation_gaps(k12, k11, k22, separation: Separation):
+    """Return ``(q, p, close, anti_close)``: q = 1 - rho and p = 1 + rho without cancellation.
+
+    rho = k12 / sqrt(k11 k22) is the correlation (0 where a variance is 0). For
+    close pairs (gap <= sqrt(k11 k22), so rho >= 1/2) q comes from the
+    separation, q = (gap - s^2) / (2 sqrt(k11 k22)) with s = sqrt(k11) -
+    sqrt(k22) = diff / (sqrt(k11) + sqrt(k22)), which keeps its relative
+    accuracy for near-duplicates (1 - rho far below the float resolution of
+    rho); for anti-close pairs (anti_gap <= sqrt(k11 k22)) p likewise from
+    anti_gap; elsewhere 1 -+ rho. ``close`` and ``anti_close`` mark them.
+
+    Examples:
+        >>> from lazykit.kernels.fast_math import Separation, correlation_gaps
+        >>> tiny = 2.0**-100  # rho rounds to 1
+        >>> q, p, close, _ = correlation_gaps(1.0, 1.0, 1.0, Separation(tiny, 4.0, 0.0))
+        >>> float(q) == tiny / 2, float(p), bool(close)
         (True, 2.0, True)
     """
     s1 = jnp.sqrt(jnp.maximum(k11, 0.0))
@@ -163,12 +180,18 @@ def correlation_gaps(k12, k11, k22, gap, diff=None):
     safe_norm = jnp.where(positive, norm, 1.0)
     rho = snap_correlation(jnp.where(positive, k12 / safe_norm, 0.0))
     total = s1 + s2
-    diff = k11 - k22 if diff is None else diff
-    spread = jnp.where(total > 0, diff / jnp.where(total > 0, total, 1.0), 0.0)
-    q_gap = jnp.clip((gap - spread * spread) / (2.0 * safe_norm), 0.0, 1.0)
-    close = positive & (gap <= norm)
-    return (jnp.where(close, q_gap, 1.0 - rho), jnp.where(close, 2.0 - q_gap, 1.0 + rho),
-            close)
+    spread = jnp.where(total > 0, separation.diff / jnp.where(total > 0, total, 1.0), 0.0)
+    square = spread * spread
+
+    def gap_ratio(gap):
+        return jnp.clip((gap - square) / (2.0 * safe_norm), 0.0, 1.0)
+
+    q_gap, p_gap = gap_ratio(separation.gap), gap_ratio(separation.anti_gap)
+    close = positive & (separation.gap <= norm)
+    anti_close = positive & (separation.anti_gap <= norm) & ~close
+    q = jnp.where(close, q_gap, jnp.where(anti_close, 2.0 - p_gap, 1.0 - rho))
+    p = jnp.where(anti_close, p_gap, jnp.where(close, 2.0 - q_gap, 1.0 + rho))
+    return q, p, close, anti_close
 
 
 def arc_cosine_terms(rho):

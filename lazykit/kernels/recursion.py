@@ -8,17 +8,18 @@ the current width. Dense layers and activations each map a state to the next
 (``nngp`` of shape (n1, n2), ``var1`` (n1, 1), ``var2`` (1, n2)) and a diagonal
 (all three of shape (n,)), because the activation duals broadcast.
 
-The state may also carry, for each pair, ``gap`` = E[(u - v)^2] =
-var1 + var2 - 2 nngp and ``diff`` = var1 - var2, computed without
-cancellation: multiplied by W_std^2 through a Dense layer, and by the
+The state may also carry, for each pair, a
+:class:`~lazykit.kernels.fast_math.Separation`: E[(u - v)^2] =
+var1 + var2 - 2 nngp, E[(u + v)^2] = var1 + var2 + 2 nngp and var1 - var2,
+computed without cancellation: exactly through a Dense layer, and by the
 activation's ``dual_with_gap`` (erf, sin, rbf, identity) through an
-activation. From them the duals get 1 - rho with full relative accuracy for
-near-duplicate inputs, whose correlation rounds to 1; this keeps them apart in
-the chaotic phase, where 1 - rho grows exponentially with depth. An activation
-without ``dual_with_gap`` falls back to the moments (var1 + var2 - 2 nngp,
-var1 - var2), which resolve no 1 - rho below about 1e-15. Both are tracked once
-given to :func:`input_state` (see :func:`input_gaps`) or created by the first
-activation with ``dual_with_gap``.
+activation. From it the duals get 1 -+ rho with full relative accuracy for
+near-duplicate (near-antipodal) inputs, whose correlation rounds to +-1; this
+keeps them apart in the chaotic phase, where 1 - rho grows exponentially with
+depth. An activation without ``dual_with_gap`` falls back to the moments,
+which resolve no 1 -+ rho below about 1e-15 (float64). The separation is
+tracked once given to :func:`input_state` (see :func:`input_separation`) or
+created by the first activation with ``dual_with_gap``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lazykit.kernels.fast_math import covariance_gap, snap_covariance
+from lazykit.kernels.fast_math import Separation, covariance_separation, snap_covariance
 
 
 class KernelState(NamedTuple):
@@ -40,8 +41,7 @@ class KernelState(NamedTuple):
     var2: jax.Array
     ntk: jax.Array | None
     width: int
-    gap: jax.Array | None = None
-    diff: jax.Array | None = None
+    separation: Separation | None = None
 
 
 class Kernel(NamedTuple):
@@ -70,62 +70,62 @@ def input_moments(x1, x2=None, *, diagonal: bool = False):
     return gram, sq1, sq2
 
 
-def input_gaps(x1, x2=None, cross=None, *, diagonal: bool = False, rtol: float = 1e-3):
-    """Return ``(gap, diff)``: |x1_i - x2_j|^2 and |x1_i|^2 - |x2_j|^2 without cancellation.
+def input_separation(x1, x2=None, cross=None, *, diagonal: bool = False,
+                     rtol: float = 1e-3) -> Separation:
+    """|x1_i -+ x2_j|^2 and |x1_i|^2 - |x2_j|^2 without cancellation (NumPy, on the host).
 
-    NumPy, on the host. From the moments, |x|^2 + |x'|^2 - 2 <x, x'> has an
-    absolute error of a few ulps of |x|^2 + |x'|^2; pairs whose gap comes out
-    below ``rtol`` times that sum (near-duplicates) are recomputed from the
-    differences, (x - x') . (x - x') and (x - x') . (x + x'), which are exact up
-    to rounding of the result. ``cross`` is the Gram matrix x1 x2^T if already
+    From the moments, |x|^2 + |x'|^2 -+ 2 <x, x'> has an absolute error of a
+    few ulps of |x|^2 + |x'|^2; pairs for which it comes out below ``rtol``
+    times that sum (near-duplicates, near-antipodal pairs) are recomputed from
+    the inputs, (x -+ x') . (x -+ x') and (x - x') . (x + x'), exact up to the
+    rounding of the result. ``cross`` is the Gram matrix x1 x2^T if already
     computed; ``diagonal`` pairs x1[i] with x2[i] (all computed directly).
 
     Examples:
         >>> import numpy as np
-        >>> from lazykit.kernels.recursion import input_gaps
+        >>> from lazykit.kernels.recursion import input_separation
         >>> x = np.array([[1.0, 2.0], [1.0, 2.0 + 1e-12]])
-        >>> gap, diff = input_gaps(x)
-        >>> float(gap[0, 1]) == (2.0 + 1e-12 - 2.0) ** 2, bool(gap[0, 0] == 0.0)
+        >>> sep = input_separation(x)
+        >>> float(sep.gap[0, 1]) == (2.0 + 1e-12 - 2.0) ** 2, bool(sep.gap[0, 0] == 0.0)
         (True, True)
     """
     x1 = np.asarray(x1)
     x2 = x1 if x2 is None else np.asarray(x2)
     if diagonal:
-        return _gaps_from_differences(x1, x2)
+        return _separation_of_rows(x1, x2)
     sq1, sq2 = np.einsum("ij,ij->i", x1, x1), np.einsum("ij,ij->i", x2, x2)
     cross = x1 @ x2.T if cross is None else np.asarray(cross)
     total = sq1[:, None] + sq2[None, :]
-    gap = total - 2.0 * cross
-    diff = sq1[:, None] - sq2[None, :]
-    rows, cols = np.nonzero(gap <= rtol * total)
+    sep = Separation(total - 2.0 * cross, total + 2.0 * cross, sq1[:, None] - sq2[None, :])
+    rows, cols = np.nonzero(np.minimum(sep.gap, sep.anti_gap) <= rtol * total)
     chunk = max(1, 2**22 // max(1, x1.shape[1]))  # bounds the temporaries to 32 MiB
     for start in range(0, len(rows), chunk):
         i, j = rows[start:start + chunk], cols[start:start + chunk]
-        gap[i, j], diff[i, j] = _gaps_from_differences(x1[i], x2[j])
-    return np.maximum(gap, 0.0), diff
+        for part, exact in zip(sep, _separation_of_rows(x1[i], x2[j]), strict=True):
+            part[i, j] = exact
+    return Separation(np.maximum(sep.gap, 0.0), np.maximum(sep.anti_gap, 0.0), sep.diff)
 
 
-def _gaps_from_differences(a, b):
-    """Row-wise |a - b|^2 and (a - b) . (a + b)."""
-    delta = a - b
-    return np.einsum("ij,ij->i", delta, delta), np.einsum("ij,ij->i", delta, a + b)
+def _separation_of_rows(a, b) -> Separation:
+    """Row-wise |a - b|^2, |a + b|^2 and (a - b) . (a + b)."""
+    minus, plus = a - b, a + b
+    return Separation(np.einsum("ij,ij->i", minus, minus), np.einsum("ij,ij->i", plus, plus),
+                      np.einsum("ij,ij->i", minus, plus))
 
 
-def input_state(cross, sq1, sq2, d: int, *, diagonal: bool = False, gap=None,
-                diff=None) -> KernelState:
+def input_state(cross, sq1, sq2, d: int, *, diagonal: bool = False,
+                separation: Separation | None = None) -> KernelState:
     """State of the inputs, covariance <x, x'> / d, from raw moments (see input_moments).
 
-    ``gap`` and ``diff``, if given, hold |x1_i - x2_j|^2 and |x1_i|^2 - |x2_j|^2
-    (the shape of ``cross``) computed from the differences of the inputs (see
-    :func:`input_gaps`): they resolve near-duplicate inputs that the moments cannot.
+    ``separation``, if given, holds |x1_i -+ x2_j|^2 and |x1_i|^2 - |x2_j|^2 (the
+    shape of ``cross``) computed from the inputs (see :func:`input_separation`):
+    it resolves near-duplicate inputs that the moments cannot.
     """
-    if gap is not None:
-        gap = gap / d
-        diff = (sq1 - sq2 if diagonal else sq1[:, None] - sq2[None, :]) / d if diff is None \
-            else diff / d
+    if separation is not None:
+        separation = Separation(*(part / d for part in separation))
     if diagonal:
-        return KernelState(cross / d, sq1 / d, sq2 / d, None, d, gap, diff)
-    return KernelState(cross / d, sq1[:, None] / d, sq2[None, :] / d, None, d, gap, diff)
+        return KernelState(cross / d, sq1 / d, sq2 / d, None, d, separation)
+    return KernelState(cross / d, sq1[:, None] / d, sq2[None, :] / d, None, d, separation)
 
 
 def through_dense(state: KernelState, *, out_dim: int, W_std: float, b_std: float | None,
@@ -144,17 +144,18 @@ def through_dense(state: KernelState, *, out_dim: int, W_std: float, b_std: floa
         ntk = state.width * state.nngp + (0.0 if b_std is None else 1.0)
         if state.ntk is not None:
             ntk = ntk + w2 * state.ntk
-    gap = None if state.gap is None else w2 * state.gap
-    diff = None if state.diff is None else w2 * state.diff
-    return KernelState(nngp, var1, var2, ntk, out_dim, gap, diff)
+    sep = state.separation
+    if sep is not None:  # the bias cancels in u - v and doubles in u + v
+        sep = Separation(w2 * sep.gap, w2 * sep.anti_gap + 4.0 * b2, w2 * sep.diff)
+    return KernelState(nngp, var1, var2, ntk, out_dim, sep)
 
 
 def through_activation(activation, state: KernelState) -> KernelState:
     """Kernels after an elementwise activation, through its Gaussian dual.
 
-    An activation with a ``dual_with_gap(k12, k11, k22, gap, diff)`` method,
-    returning (E[phi phi], E[phi' phi'], E[(phi(u) - phi(v))^2],
-    E[phi(u)^2] - E[phi(v)^2]), gets and updates the gap and diff.
+    An activation with a ``dual_with_gap(k12, k11, k22, separation)`` method,
+    returning (E[phi phi], E[phi' phi'], the activations' separation), gets and
+    updates the separation (see :mod:`lazykit.kernels.duals`).
     """
     cross = state.nngp
     if not activation.snaps_correlation:
@@ -163,30 +164,32 @@ def through_activation(activation, state: KernelState) -> KernelState:
     var2 = var1 if state.var2 is state.var1 else activation.dual(
         state.var2, state.var2, state.var2)[0]
     dual_with_gap = getattr(activation, "dual_with_gap", None)
+    sep = state.separation
     if dual_with_gap is not None:
-        gap, diff = state.gap, state.diff
-        if gap is None:
-            gap, diff = covariance_gap(cross, state.var1, state.var2), state.var1 - state.var2
-        nngp, dot, gap, diff = dual_with_gap(cross, state.var1, state.var2, gap, diff)
+        if sep is None:
+            sep = covariance_separation(cross, state.var1, state.var2)
+        nngp, dot, sep = dual_with_gap(cross, state.var1, state.var2, sep)
     else:
         nngp, dot = activation.dual(cross, state.var1, state.var2)
-        gap = diff = None
-        if state.gap is not None:
-            gap, diff = _output_gap(nngp, var1, var2), var1 - var2 + jnp.zeros_like(nngp)
+        sep = None if sep is None else _moment_separation(nngp, var1, var2)
     ntk = None if state.ntk is None else dot * state.ntk
-    return KernelState(nngp, var1, var2, ntk, state.width, gap, diff)
+    return KernelState(nngp, var1, var2, ntk, state.width, sep)
 
 
-def _output_gap(nngp, var1, var2):
-    """var1 + var2 - 2 nngp, the fallback gap; round-off below 16 ulps of var1 + var2 is 0.
+def _moment_separation(nngp, var1, var2) -> Separation:
+    """The fallback separation from the moments; round-off below 16 ulps of var1 + var2 is 0.
 
-    Identical inputs must keep gap exactly 0 (see :func:`snap_covariance`); the
-    fallback cannot resolve smaller gaps anyway.
+    Identical (antipodal) inputs must keep a gap (anti_gap) of exactly 0 (see
+    :func:`snap_covariance`); the fallback cannot resolve smaller ones anyway.
     """
     total = var1 + var2
-    gap = total - 2.0 * nngp
-    slack = 16.0 * jnp.finfo(jnp.result_type(gap)).eps * jnp.abs(total)
-    return jnp.where(gap > slack, gap, 0.0)
+    slack = 16.0 * jnp.finfo(jnp.result_type(nngp)).eps * jnp.abs(total)
+
+    def snapped(value):
+        return jnp.where(value > slack, value, 0.0)
+
+    return Separation(snapped(total - 2.0 * nngp), snapped(total + 2.0 * nngp),
+                      var1 - var2 + jnp.zeros_like(nngp))
 
 
 def pack(nngp, ntk):
@@ -230,12 +233,12 @@ def _scan_block(block, state: KernelState, repeats: int) -> KernelState:
     same_vars = state.var2 is state.var1
 
     def step(carry, _):
-        nngp, var1, var2, ntk, gap, diff = carry
-        s = KernelState(nngp, var1, var1 if same_vars else var2, ntk, width, gap, diff)
+        nngp, var1, var2, ntk, sep = carry
+        s = KernelState(nngp, var1, var1 if same_vars else var2, ntk, width, sep)
         for layer in block:
             s = layer.propagate(s)
-        return (s.nngp, s.var1, s.var2, s.ntk, s.gap, s.diff), None
+        return (s.nngp, s.var1, s.var2, s.ntk, s.separation), None
 
-    carry = (state.nngp, state.var1, state.var2, state.ntk, state.gap, state.diff)
-    (nngp, var1, var2, ntk, gap, diff), _ = jax.lax.scan(step, carry, None, length=repeats)
-    return KernelState(nngp, var1, var1 if same_vars else var2, ntk, width, gap, diff)
+    carry = (state.nngp, state.var1, state.var2, state.ntk, state.separation)
+    (nngp, var1, var2, ntk, sep), _ = jax.lax.scan(step, carry, None, length=repeats)
+    return KernelState(nngp, var1, var1 if same_vars else var2, ntk, width, sep)

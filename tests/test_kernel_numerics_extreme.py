@@ -1,0 +1,122 @@
+"""Kernels at extreme variances and for near-duplicate inputs in the chaotic phase (issue 16,
+items 2 and 6), against the 50-digit mpmath transcription of the recursions
+(tests/reference.py), which takes the float inputs as exact."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lazykit
+from lazykit._dtypes import precision
+from lazykit.kernels import duals
+from lazykit.kernels.recursion import Kernel, input_separation, input_state, propagate
+from tests.reference import kernel_pair
+
+ROW = np.array([0.3, -1.2, 0.8, 0.5])
+
+
+def _assert_matches_reference(k, x, rtol, **config):
+    """Every entry within rtol of the reference, relative to sqrt(K(x, x) K(x', x'))."""
+    for i in range(len(x)):
+        for j in range(i, len(x)):
+            nngp, ntk = kernel_pair(x[i], x[j], **config)
+            assert abs(k.nngp[i, j] - nngp) <= rtol * np.sqrt(k.nngp[i, i] * k.nngp[j, j]), (i, j)
+            assert abs(k.ntk[i, j] - ntk) <= rtol * np.sqrt(k.ntk[i, i] * k.ntk[j, j]), (i, j)
+
+
+def test_erf_ntk_at_w_std_1e8_issue_probe():
+    """The issue's probe: 4.28e23 where the formula gives 4.95e23 (XLA fused k11 k22 - k12^2)."""
+    k = lazykit.mlp(1, activation="erf", W_std=1e8, b_std=0.1).kernel([ROW])
+    nngp, ntk = kernel_pair(ROW, ROW, activation="erf", depth=1, W_std=1e8, b_std=0.1)
+    assert k.ntk[0, 0] == pytest.approx(ntk, rel=1e-13)
+    assert k.nngp[0, 0] == pytest.approx(nngp, rel=1e-13)
+
+
+@pytest.mark.parametrize("w_std", [1.0, 1e4, 1e8])
+@pytest.mark.parametrize("norm", [1.0, 1e4, 1e8])
+def test_erf_kernels_at_large_variances(w_std, norm):
+    """Identical and unrelated rows, input norms up to 1e8: 1e-13."""
+    x = norm * np.stack([ROW, [-0.9, 0.4, 1.1, 0.2], [0.1, 0.1, -2.0, 0.7]])
+    k = lazykit.mlp(1, activation="erf", W_std=w_std, b_std=0.1).kernel(x)
+    _assert_matches_reference(k, x, 1e-13, activation="erf", depth=1, W_std=w_std, b_std=0.1)
+
+
+def test_general_erf_deep_at_large_variance(rng):
+    """a erf(b x) + c over three layers at W_std = 1e4."""
+    x = 1e3 * rng.normal(size=(4, 3))
+    act = lazykit.Erf(1.3, 0.7, 0.2)
+    net = lazykit.serial(*[lazykit.Dense(8, 1e4, 0.1), act] * 3, lazykit.Dense(1, 1e4, 0.1))
+    _assert_matches_reference(net.kernel(x), x, 1e-13, activation="erf", depth=3, W_std=1e4,
+                              b_std=0.1, params=(1.3, 0.7, 0.2))
+
+
+# Near-duplicates in the chaotic phase ----------------------------------------------------
+# The recursion resolves them when it gets the inputs' exact separation
+# (recursion.input_separation) and the activations track it (dual_with_gap). These helpers
+# wire both by hand.
+
+
+class _TrackedErf(lazykit.Erf):
+    def dual_with_gap(self, k12, k11, k22, separation):
+        return duals.erf_with_gap(k12, k11, k22, separation, a=self.a, b=self.b, c=self.c)
+
+
+class _TrackedSin(lazykit.Sin):
+    def dual_with_gap(self, k12, k11, k22, separation):
+        return duals.sin_with_gap(k12, k11, k22, separation, a=self.a, b=self.b, c=self.c)
+
+
+def _kernel_with_gaps(net, x):
+    """(nngp, ntk) of ``net`` on the rows of x, with the inputs' exact separation."""
+    with precision("float64"):
+        sq = np.einsum("ij,ij->i", x, x)
+        gram = x @ x.T
+        np.fill_diagonal(gram, sq)
+        separation = input_separation(x, cross=gram)
+        state = input_state(*(jnp.asarray(v) for v in (gram, sq, sq)), x.shape[1],
+                            separation=type(separation)(*map(jnp.asarray, separation)))
+        state = propagate(net.layers, state)
+        return Kernel(np.asarray(state.nngp), np.asarray(state.ntk))
+
+
+def _near_duplicates(rng, separation):
+    x0 = rng.normal(size=4)
+    return np.stack([x0, x0 + separation * rng.normal(size=4), -x0, rng.normal(size=4),
+                     x0 * (1 + separation)])
+
+
+@pytest.mark.parametrize("depth,separation,b_std", [
+    (30, 1e-9, 0.1), (50, 1e-13, 0.1), (30, 1e-5, 0.1), (30, 1e-9, 0.0)])
+def test_near_duplicates_in_chaotic_erf_network(rng, depth, separation, b_std):
+    """Issue 16 item 6: 93.43 (the duplicate's value) against 4.71 before; now 1e-12.
+
+    Rows: x, a near-duplicate, -x (near-antipodal to it), an unrelated row, (1 + s) x.
+    """
+    x = _near_duplicates(rng, separation)
+    net = lazykit.serial(*[lazykit.Dense(1, 10.0, b_std), _TrackedErf()] * depth,
+                         lazykit.Dense(1, 10.0, b_std))
+    k = _kernel_with_gaps(net, x)
+    _assert_matches_reference(k, x, 1e-12, activation="erf", depth=depth, W_std=10.0,
+                              b_std=b_std)
+    if depth == 30 and separation == 1e-9:  # decorrelated: not the duplicate's value any more
+        assert k.nngp[0, 1] < 0.2 * k.nngp[0, 0]
+
+
+@pytest.mark.parametrize("w_std", [1.0, 1e4, 1e8])
+@pytest.mark.parametrize("norm", [1.0, 1e4, 1e8])
+def test_erf_antipodal_rows_at_large_variances(w_std, norm):
+    """x and -x: after a Dense layer with a bias 1 + rho is far below the resolution of the
+    moments; the tracked separation keeps it (1e-13)."""
+    x = norm * np.stack([ROW, -ROW, [-0.9, 0.4, 1.1, 0.2]])
+    net = lazykit.serial(lazykit.Dense(1, w_std, 0.1), _TrackedErf(), lazykit.Dense(1, w_std, 0.1))
+    k = _kernel_with_gaps(net, x)
+    _assert_matches_reference(k, x, 1e-13, activation="erf", depth=1, W_std=w_std, b_std=0.1)
+
+
+def test_near_duplicates_in_chaotic_sin_network(rng):
+    x = _near_duplicates(rng, 1e-10)
+    act = _TrackedSin(1.0, 3.0, 0.2)
+    net = lazykit.serial(*[lazykit.Dense(1, 1.5, 0.1), act] * 12, lazykit.Dense(1, 1.5, 0.1))
+    k = _kernel_with_gaps(net, x)
+    _assert_matches_reference(k, x, 1e-12, activation="sin", depth=12, W_std=1.5, b_std=0.1,
+                              params=(1.0, 3.0, 0.2))
