@@ -30,11 +30,11 @@ from lazykit.activations import (
 from lazykit.empirical import empirical_ntk
 from lazykit.interop.neural_tangents import NeuralTangentsKernel, to_neural_tangents
 from lazykit.kernels.compute import InsufficientMemoryError
-from lazykit.kernels.monte_carlo import MonteCarloKernel, monte_carlo_kernel
 from lazykit.kernels.recursion import Kernel
 from lazykit.laziness import Laziness, laziness
 from lazykit.lazy import SlopeFit, SweepResult, fit_loglog_slope, lazy_sweep
 from lazykit.models import TwoLayer
+from lazykit.monte_carlo import MonteCarloKernel, monte_carlo_kernel
 from lazykit.network import Dense, Network, mlp, serial
 from lazykit.tangent import linearize, taylor_expand
 from lazykit.training import TrainingDivergedError, train

@@ -47,6 +47,32 @@ class Activation:
         """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]) for (u, v) ~ N(0, [[k11, k12], [k12, k22]])."""
         raise NotImplementedError
 
+    def value_and_slope(self, u):
+        """(phi(u), phi'(u)) elementwise; by forward-mode autodiff unless a subclass knows better.
+
+        Examples:
+            >>> import jax.numpy as jnp, lazykit
+            >>> value, slope = lazykit.Erf().value_and_slope(jnp.zeros(2))
+            >>> round(float(slope[0]), 6)  # erf'(0) = 2 / sqrt(pi)
+            1.128379
+        """
+        return jax.jvp(self, (u,), (jnp.ones_like(u),))
+
+    # neural-tangents' stax layer of the same function (None: it has none); its arguments
+    # are the dataclass fields in order.
+    nt_layer: ClassVar[str | None] = None
+
+    def to_neural_tangents(self, stax):
+        """This activation as a layer of neural-tangents' ``stax`` module.
+
+        Raises:
+            NotImplementedError: neural-tangents has no equivalent layer.
+        """
+        if self.nt_layer is None:
+            raise NotImplementedError(f"neural-tangents has no layer equivalent to {self!r}.")
+        return getattr(stax, self.nt_layer)(
+            *(getattr(self, field.name) for field in dataclasses.fields(self)))
+
     # Layer protocol -------------------------------------------------------
     def init(self, key, in_dim: int):
         del key
@@ -90,6 +116,11 @@ class ABRelu(_RealParameters):
     b: float = 1.0
 
     snaps_correlation = True
+    nt_layer = "ABRelu"
+
+    def value_and_slope(self, u):
+        """(phi(u), phi'(u)), the slope without autodiff (a for u <= 0, b for u > 0)."""
+        return self(u), jnp.where(u > 0, self.b, self.a).astype(u.dtype)
 
     def __call__(self, x):
         return self.a * jnp.minimum(x, 0) + self.b * jnp.maximum(x, 0)
@@ -161,6 +192,8 @@ class Sign(Activation):
         -1.0
     """
 
+    nt_layer = "Sign"
+
     snaps_correlation = True
 
     def __call__(self, x):
@@ -179,6 +212,8 @@ class Erf(_RealParameters):
         >>> round(float(lazykit.Erf()(10.0)), 6)
         1.0
     """
+
+    nt_layer = "Erf"
 
     a: float = 1.0
     b: float = 1.0
@@ -212,6 +247,8 @@ class Gelu(Activation):
         0.0
     """
 
+    nt_layer = "Gelu"
+
     def __call__(self, x):
         return jax.nn.gelu(x, approximate=False)
 
@@ -228,6 +265,8 @@ class Sin(_RealParameters):
         >>> float(lazykit.Sin()(0.0))
         0.0
     """
+
+    nt_layer = "Sin"
 
     a: float = 1.0
     b: float = 1.0
@@ -265,6 +304,8 @@ class Rbf(_RealParameters):
         Rbf(gamma=0.5)
     """
 
+    nt_layer = "Rbf"
+
     gamma: float = 1.0
 
     _minimums: ClassVar[dict[str, float]] = {"gamma": 0.0}
@@ -297,6 +338,8 @@ class Gaussian(_RealParameters):
         2.5
     """
 
+    nt_layer = "Gaussian"
+
     a: float = 1.0
     b: float = -1.0
 
@@ -327,6 +370,8 @@ class Exp(_RealParameters):
         1.0
     """
 
+    nt_layer = "Exp"
+
     a: float = 1.0
     b: float = 1.0
 
@@ -346,6 +391,8 @@ class Identity(Activation):
         >>> float(lazykit.Identity()(2.0))
         2.0
     """
+
+    nt_layer = "Identity"
 
     def __call__(self, x):
         return x
@@ -367,6 +414,8 @@ class Polynomial(Activation):
         >>> float(lazykit.Polynomial((1.0, 0.0, 2.0))(3.0))  # 1 + 2 * 3^2
         19.0
     """
+
+    nt_layer = "Polynomial"
 
     coef: tuple[float, ...] = (0.0, 1.0)
 
@@ -470,6 +519,10 @@ class Elementwise(Activation):
 
     def __call__(self, x):
         return self.fn(x)
+
+    def to_neural_tangents(self, stax):
+        """neural-tangents' quadrature layer of the same function and node count."""
+        return stax.ElementwiseNumerical(self.fn, deg=self.n_nodes)
 
     def dual(self, k12, k11, k22):
         return gauss_hermite_dual(self.fn, k12, k11, k22, n_nodes=self.n_nodes)

@@ -131,18 +131,21 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, mode: str = "trace",
 
 
 def structured_model(apply_fn):
-    """The lazykit model behind ``apply_fn`` (a TwoLayer, a Network or their .apply), or None."""
-    from lazykit.models import TwoLayer
-    from lazykit.network import Network
+    """The model behind ``apply_fn`` if it has the structured path, else None.
 
-    model = apply_fn
-    if not isinstance(model, (TwoLayer, Network)):
-        model = getattr(apply_fn, "__self__", None)
-        if not isinstance(model, (TwoLayer, Network)):
-            return None
-        if getattr(apply_fn, "__func__", None) is not type(model).apply:
-            return None
-    return model
+    A model has it when it provides ``layer_features(params, x)`` (lazykit's
+    :class:`~lazykit.Network` and :class:`~lazykit.TwoLayer` do): per trainable layer,
+    the inputs y (n, N_in), the output gradients g (o, n, N_out) and the weight and bias
+    variances s_w^2, s_b^2 of `(s_w^2 <y, y'> + s_b^2) <g, g'>`. ``apply_fn`` may be the
+    model or its bound ``apply`` method.
+    """
+    if callable(getattr(apply_fn, "layer_features", None)):
+        return apply_fn
+    owner = getattr(apply_fn, "__self__", None)
+    if callable(getattr(owner, "layer_features", None)) and \
+            getattr(apply_fn, "__func__", None) is getattr(type(owner), "apply", None):
+        return owner
+    return None
 
 
 def _check_inputs(x, name: str, *, matrix: bool) -> None:
@@ -267,8 +270,8 @@ _ntk_jit = jax.jit(_ntk, static_argnums=(0, 4, 5, 6))
 
 def _structured(model, params, x1, x2, mode):
     """Sum over layers of (s_w^2 <y, y'> + s_b^2) * <g, g'> (module docstring)."""
-    feats1 = layer_features(model, params, x1)
-    feats2 = feats1 if x2 is None else layer_features(model, params, x2)
+    feats1 = model.layer_features(params, x1)
+    feats2 = feats1 if x2 is None else model.layer_features(params, x2)
     total = 0.0
     for (y1, g1, sw2, sb2), (y2, g2, _, _) in zip(feats1, feats2, strict=True):
         outputs = g1.shape[0]
@@ -284,68 +287,6 @@ def _structured(model, params, x1, x2, mode):
             gg = jnp.einsum("ain,bjn->ijab", g1, g2)
         total = total + k * gg
     return total
-
-
-def layer_features(model, params, x):
-    """Per trainable layer: (inputs y (n, N_in), output gradients g (o, n, N_out), s_w^2, s_b^2).
-
-    For :class:`lazykit.TwoLayer` the gradients are written out; for a
-    :class:`lazykit.Network` they come from one backward pass per output, through
-    zero perturbations added to each Dense layer's output.
-    """
-    from lazykit.models import TwoLayer
-
-    if isinstance(model, TwoLayer):
-        u = model.preactivations(params, x)
-        hidden, slope = _value_and_slope(model.activation, u)
-        scale = model.alpha / model.width
-        g_a = (scale * params["c"] * slope)[None]
-        g_c = jnp.full((1, x.shape[0], 1), scale, u.dtype)
-        return [(x, g_a, 1.0, 1.0), (hidden, g_c, 1.0, 0.0)]
-    return _network_features(model, params, x)
-
-
-def _value_and_slope(activation, u):
-    """sigma(u) and sigma'(u); ReLU-like activations get their slope without autodiff."""
-    from lazykit.activations import ABRelu
-
-    if isinstance(activation, ABRelu):
-        return activation(u), jnp.where(u > 0, activation.b, activation.a).astype(u.dtype)
-    return jax.jvp(activation, (u,), (jnp.ones_like(u),))
-
-
-def _network_features(network, params, x):
-    from lazykit.network import Dense
-
-    dense = [(i, layer) for i, layer in enumerate(network.layers) if isinstance(layer, Dense)]
-
-    def forward(perturbations):
-        h, inputs, k = x, [], 0
-        for layer, layer_params in zip(network.layers, params, strict=True):
-            if isinstance(layer, Dense):
-                inputs.append(h)
-                h = layer.apply(layer_params, h) + perturbations[k]
-                k += 1
-            else:
-                h = layer.apply(layer_params, h)
-        return h, inputs
-
-    zeros = [jnp.zeros((x.shape[0], layer.out_dim), x.dtype) for _, layer in dense]
-    out, vjp_fn, inputs = jax.vjp(forward, zeros, has_aux=True)
-    outputs = out.shape[1]
-    basis = jnp.broadcast_to(jnp.eye(outputs, dtype=out.dtype)[:, None, :],
-                             (outputs, *out.shape))
-    (grads,) = jax.vmap(vjp_fn)(basis)  # per layer (o, n, N_out)
-    features = []
-    for (_, layer), y, g in zip(dense, inputs, grads, strict=True):
-        has_bias = layer.b_std is not None
-        if layer.parameterization == "ntk":
-            sw2 = layer.W_std**2 / y.shape[1]
-            sb2 = layer.b_std**2 if has_bias else 0.0
-        else:
-            sw2, sb2 = 1.0, 1.0 if has_bias else 0.0
-        features.append((y, g, sw2, sb2))
-    return features
 
 
 # Jacobian contraction ---------------------------------------------------------------------

@@ -132,6 +132,24 @@ class TwoLayer:
             out = hidden @ c
         return ((self.alpha / self.width) * out)[:, None]
 
+    def layer_features(self, params, x):
+        """Per trainable layer (a, then c): inputs y, output gradients g (1, n, N_out) and the
+        variances s_w^2, s_b^2; the structured path of :func:`lazykit.empirical_ntk`.
+
+        Examples:
+            >>> import numpy as np, lazykit
+            >>> model = lazykit.TwoLayer(8)
+            >>> features = model.layer_features(model.init(0, 3), np.ones((2, 3)))
+            >>> [g.shape for _, g, _, _ in features]
+            [(1, 2, 8), (1, 2, 1)]
+        """
+        u = self.preactivations(params, x)
+        hidden, slope = self.activation.value_and_slope(u)
+        scale = self.alpha / self.width
+        g_a = (scale * params["c"] * slope)[None]
+        g_c = jnp.full((1, x.shape[0], 1), scale, u.dtype)
+        return [(x, g_a, 1.0, 1.0), (hidden, g_c, 1.0, 0.0)]
+
     def neurons(self, params):
         """Neuron positions (a_j, c_j) in R^(d+2), shape (m, d + 2)."""
         return jnp.concatenate([params["a"], params["c"][:, None]], axis=1)

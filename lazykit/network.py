@@ -87,6 +87,18 @@ class Dense:
         out = x @ w
         return out if self.b_std is None else out + params["b"]
 
+    def gradient_variances(self, in_dim: int) -> tuple[float, float]:
+        """(s_w^2, s_b^2): the NTK weights of this layer's weight and bias gradients."""
+        has_bias = self.b_std is not None
+        if self.parameterization == "ntk":
+            return self.W_std**2 / in_dim, (self.b_std**2 if has_bias else 0.0)
+        return 1.0, (1.0 if has_bias else 0.0)
+
+    def to_neural_tangents(self, stax):
+        """This layer as neural-tangents' ``stax.Dense``."""
+        return stax.Dense(self.out_dim, W_std=self.W_std, b_std=self.b_std,
+                          parameterization=self.parameterization)
+
     def propagate(self, state: KernelState) -> KernelState:
         return through_dense(state, out_dim=self.out_dim, W_std=self.W_std, b_std=self.b_std,
                              parameterization=self.parameterization)
@@ -148,6 +160,42 @@ class Network:
         for layer, layer_params in zip(self.layers, params, strict=True):
             x = layer.apply(layer_params, x)
         return x
+
+    def layer_features(self, params, x):
+        """Per Dense layer: inputs y (n, N_in), output gradients g (o, n, N_out), s_w^2, s_b^2.
+
+        The gradients come from one backward pass per output through zero perturbations
+        added to each Dense layer's output; the structured path of
+        :func:`lazykit.empirical_ntk` contracts them.
+
+        Examples:
+            >>> import numpy as np, lazykit
+            >>> net = lazykit.mlp(depth=1, width=16)
+            >>> features = net.layer_features(net.init(0, input_dim=3), np.ones((2, 3)))
+            >>> [(y.shape, g.shape) for y, g, _, _ in features]
+            [((2, 3), (1, 2, 16)), ((2, 16), (1, 2, 1))]
+        """
+        dense = [layer for layer in self.layers if isinstance(layer, Dense)]
+
+        def forward(perturbations):
+            h, inputs, k = x, [], 0
+            for layer, layer_params in zip(self.layers, params, strict=True):
+                if isinstance(layer, Dense):
+                    inputs.append(h)
+                    h = layer.apply(layer_params, h) + perturbations[k]
+                    k += 1
+                else:
+                    h = layer.apply(layer_params, h)
+            return h, inputs
+
+        zeros = [jnp.zeros((x.shape[0], layer.out_dim), x.dtype) for layer in dense]
+        out, vjp_fn, inputs = jax.vjp(forward, zeros, has_aux=True)
+        outputs = out.shape[1]
+        basis = jnp.broadcast_to(jnp.eye(outputs, dtype=out.dtype)[:, None, :],
+                                 (outputs, *out.shape))
+        (grads,) = jax.vmap(vjp_fn)(basis)  # per layer (o, n, N_out)
+        return [(y, g, *layer.gradient_variances(y.shape[1]))
+                for layer, y, g in zip(dense, inputs, grads, strict=True)]
 
     def kernel_fn(self, x1, x2=None, *, diagonal: bool = False) -> Kernel:
         """NNGP and NTK as JAX arrays, jit-compatible, in the precision of the inputs.

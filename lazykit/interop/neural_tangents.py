@@ -10,11 +10,9 @@ import dataclasses
 
 import numpy as np
 
-from lazykit import activations as act
 from lazykit._dtypes import precision, resolve_dtype
 from lazykit._validation import as_matrix, check_same_features
 from lazykit.kernels.recursion import Kernel
-from lazykit.network import Dense, Network
 
 
 def _stax():
@@ -26,35 +24,11 @@ def _stax():
     return stax
 
 
-def _layer_to_stax(layer, stax):
-    if isinstance(layer, Dense):
-        return stax.Dense(layer.out_dim, W_std=layer.W_std, b_std=layer.b_std,
-                          parameterization=layer.parameterization)
-    if isinstance(layer, act.ABRelu):
-        return stax.ABRelu(layer.a, layer.b)
-    if isinstance(layer, act.Erf):
-        return stax.Erf(layer.a, layer.b, layer.c)
-    if isinstance(layer, act.Sin):
-        return stax.Sin(layer.a, layer.b, layer.c)
-    if isinstance(layer, act.Rbf):
-        return stax.Rbf(layer.gamma)
-    if isinstance(layer, act.Gaussian):
-        return stax.Gaussian(layer.a, layer.b)
-    if isinstance(layer, act.Exp):
-        return stax.Exp(layer.a, layer.b)
-    if isinstance(layer, act.Polynomial):
-        return stax.Polynomial(layer.coef)
-    if isinstance(layer, act.Elementwise):
-        return stax.ElementwiseNumerical(layer.fn, deg=layer.n_nodes)
-    simple = {act.Gelu: "Gelu", act.Sign: "Sign", act.Identity: "Identity"}
-    for cls, name in simple.items():
-        if isinstance(layer, cls):
-            return getattr(stax, name)()
-    raise NotImplementedError(f"neural-tangents has no layer equivalent to {layer!r}.")
-
-
-def to_neural_tangents(network: Network):
+def to_neural_tangents(network):
     """The neural-tangents ``(init_fn, apply_fn, kernel_fn)`` triple of a lazykit network.
+
+    Each layer converts itself (``layer.to_neural_tangents(stax)``); a layer without a
+    neural-tangents equivalent raises NotImplementedError.
 
     Examples:
         >>> import lazykit
@@ -63,7 +37,7 @@ def to_neural_tangents(network: Network):
         >>> init_fn, apply_fn, kernel_fn = to_neural_tangents(net)  # doctest: +SKIP
     """
     stax = _stax()
-    return stax.serial(*(_layer_to_stax(layer, stax) for layer in network.layers))
+    return stax.serial(*(layer.to_neural_tangents(stax) for layer in network.layers))
 
 
 @dataclasses.dataclass(frozen=True)
