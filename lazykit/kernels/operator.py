@@ -140,9 +140,9 @@ class KernelOperator:
 
     def _tile_results(self, left, pairs, v, symmetric):
         """Yield ((i, j), K_ij v_j, K_ij^T v_i) for each tile pair, one device batch ahead."""
-        from lazykit.network import Network
-
-        if not isinstance(self.source, Network):
+        # A source with jit-compatible kernels from input moments (a lazykit Network) runs
+        # on the devices; any other kernel source is called tile by tile on the host.
+        if not callable(getattr(self.source, "kernel_from_moments", None)):
             yield from self._host_tile_results(left, pairs, v, symmetric)
             return
         tile, dtype = self.tile, self.dtype
