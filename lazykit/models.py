@@ -1,7 +1,7 @@
 """The two-layer model of the lazy-training papers, and its infinite-width kernels.
 
 ``TwoLayer`` is f(w, x) = (1/m) sum_j c_j sigma(a_j . (x, 1)), scaled to
-alpha f (design.md, "Two-layer networks"). Its parameters are the neurons
+alpha f (docs/architecture.md, "Two-layer networks"). Its parameters are the neurons
 (a_j, c_j) in R^(d+2) themselves (no hidden 1/sqrt(d) factor), drawn as
 a_j ~ N(0, tau^2 I_(d+1)) and c_j ~ N(0, tau^2) with tau = ``init_scale``; with
 ``symmetric=True`` they come in pairs (a, c), (a, -c), so alpha f(w_0) = 0.

@@ -1,8 +1,8 @@
 """Independent high-precision reference kernels (mpmath, 50 digits) for the tests.
 
-A plain, unoptimized transcription of the recursions in design.md for dense
-networks with ReLU or erf activations, in the NTK parameterization, and of the
-textbook closed-form duals. Inputs are taken as exact (every float is a
+A plain, unoptimized transcription of the recursions of docs/architecture.md
+("Mathematics") for dense networks with ReLU or erf activations, in the NTK
+parameterization, and of the textbook closed-form duals. Inputs are taken as exact (every float is a
 rational number), so near-duplicate inputs keep their tiny separation here.
 """
 

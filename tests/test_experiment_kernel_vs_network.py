@@ -47,8 +47,8 @@ def test_networks_approach_their_tangent_model_as_alpha_grows(result):
 
 
 def test_tangent_model_trains_the_same_whatever_alpha(result):
-    """alpha T f follows the same linear dynamics for every alpha (design.md): identical test
-    loss up to float32 rounding."""
+    """alpha T f follows the same linear dynamics for every alpha (docs/architecture.md,
+    "Lazy training"): identical test loss up to float32 rounding."""
     nets = _networks(result)
     for width in result.settings["widths"]:
         losses = [r["tangent_test_mse"] for r in nets if r["width"] == width]

@@ -11,7 +11,7 @@ gradient descent, side by side with their tangent models, on
 R(alpha (f(w) - f(w_0))) / alpha^2 (``lazykit.train`` with ``alpha`` and
 centering), with the same step size eta = 1 / lambda_max(Theta / n) and number
 of steps for every width and alpha. The output then follows kernel gradient
-flow for the same time T = steps x eta whatever alpha (design.md, "Lazy
+flow for the same time T = steps x eta whatever alpha (docs/architecture.md, "Lazy
 training"), so the analytic NTK regressor at that time, ``NTKRegressor(t=T)``,
 is the network's infinite-width limit. Next to them: the NTK regressor at
 t = infinity (the ridgeless interpolant) and the NNGP posterior mean.

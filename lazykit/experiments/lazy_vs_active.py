@@ -11,7 +11,7 @@ sphere), c_j = +tau for the first half and -tau for the mirrored second half
 (u_{j + m/2} = u_j), so f(w_0) = 0 and |a_j| = |c_j| (the balance that gradient
 flow of a ReLU net preserves). The model is 2-homogeneous: f at scale tau is
 tau^2 f at scale 1, so the initialization scale plays the role of alpha ~ tau^2
-(design.md, "Lazy training"); the output scale itself stays 1.
+(docs/architecture.md, "Lazy training"); the output scale itself stays 1.
 
 Step size. Gradient descent on R(f) = mean_i (f(x_i) - y_i)^2 / 2 with
 

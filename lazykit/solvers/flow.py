@@ -4,7 +4,7 @@ Training set X with n points and targets Y of shape (n, k); MSE loss
 L(f) = ||f(X) - Y||^2 / (2 n k) (the mean over all n k entries, as in
 neural-tangents); learning rate eta; training time t. In the infinite-width
 limit the outputs evolve linearly under the NTK Theta, and with the scaled time
-s = eta t / (n k) and A = Theta + ridge I (design.md, "Mathematics"):
+s = eta t / (n k) and A = Theta + ridge I (docs/architecture.md, "Mathematics"):
 
     mean_t(x) = Theta(x, X) G_s Y,    G_s = A^{-1} (I - exp(-s A)),
 
