@@ -136,8 +136,10 @@ DETERMINANT_DUALS = {
 
 @pytest.mark.parametrize("name", sorted(DETERMINANT_DUALS))
 @pytest.mark.parametrize("k", [12345.678, 3.3e12, 1.2345678e16])
-@pytest.mark.parametrize("ratio,rho", [(1.0, 1.0), (1.0 + 1e-7, 1.0), (1.3, 0.3), (1.0, -1.0)])
+@pytest.mark.parametrize("ratio,rho", [(1.0, 1.0), (1.3, 0.3), (1.0, -1.0), (1.7, -0.9)])
 def test_determinant_duals_at_large_variances_under_jit(name, k, ratio, rho):
+    """Identical, antipodal and unrelated pairs (a covariance near rho = +-1 that is not
+    exactly +-1 is ill-conditioned here: its rounding alone moves the determinant)."""
     activation, ref = DETERMINANT_DUALS[name]
     k11, k22 = k, k * ratio
     k12 = rho * k if ratio == 1.0 else rho * math.sqrt(k11 * k22)

@@ -34,6 +34,7 @@ from lazykit.kernels.fast_math import (
     arc_cosine_terms,
     correlation_gaps,
     covariance_separation,
+    rho_gap_product,
     snap_correlation,
 )
 
@@ -78,9 +79,12 @@ def sign(k12, k11, k22):
     return nngp, jnp.zeros_like(nngp)
 
 
-def _shifted_determinant(x1, x2, q, p):
-    """(1 + x1)(1 + x2) - x1 x2 rho^2 = 1 + x1 + x2 + x1 x2 (1 - rho)(1 + rho), no cancellation."""
-    return 1.0 + x1 + x2 + x1 * x2 * (q * p)
+def _shifted_determinant(x1, x2, rho_gap):
+    """(1 + x1)(1 + x2) - x1 x2 rho^2 = 1 + x1 + x2 + x1 x2 (1 - rho^2), no cancellation.
+
+    ``rho_gap`` is (1 - rho)(1 + rho), from :func:`rho_gap_product` or :func:`correlation_gaps`.
+    """
+    return 1.0 + x1 + x2 + x1 * x2 * rho_gap
 
 
 def erf(k12, k11, k22, *, a: float, b: float, c: float):
@@ -88,23 +92,30 @@ def erf(k12, k11, k22, *, a: float, b: float, c: float):
 
     E[phi phi] = a^2 (2/pi) arcsin(2 b^2 k12 / sqrt((1 + 2 b^2 k11)(1 + 2 b^2 k22))) + c^2,
     E[phi' phi'] = a^2 b^2 (4/pi) / sqrt((1 + 2 b^2 k11)(1 + 2 b^2 k22) - 4 b^4 k12^2).
-    See :func:`erf_with_gap`.
+    With alpha_i = 2 b^2 k_ii the determinant is D = 1 + alpha_1 + alpha_2 +
+    alpha_1 alpha_2 (1 - rho^2), a sum without cancellation, and the arcsine is
+    atan2(2 b^2 k12, sqrt(D)), accurate where its argument is near +-1 (large variances).
     """
-    return erf_with_gap(k12, k11, k22, covariance_separation(k12, k11, k22), a=a, b=b, c=c)[:2]
+    return _erf_moments(k12, k11, k22, rho_gap_product(k12, k11, k22), a=a, b=b, c=c)[:2]
+
+
+def _erf_moments(k12, k11, k22, rho_gap, *, a, b, c):
+    """(E[phi phi], E[phi' phi'], arcsine angle, sqrt(D)) of :func:`erf`."""
+    b2 = b * b
+    root = jnp.sqrt(_shifted_determinant(2.0 * b2 * k11, 2.0 * b2 * k22, rho_gap))
+    angle = jnp.arctan2(2.0 * b2 * k12, root)
+    return a * a * (2.0 / math.pi) * angle + c * c, a * a * b2 * (4.0 / math.pi) / root, angle, root
 
 
 def erf_with_gap(k12, k11, k22, separation: Separation, *, a: float, b: float, c: float):
     """(E[phi phi], E[phi' phi'], output :class:`Separation`) for phi(x) = a erf(b x) + c.
 
-    With alpha_i = 2 b^2 k_ii and D = 1 + alpha_1 + alpha_2 + alpha_1 alpha_2 (1 - rho^2),
-    the determinant of :func:`erf` without cancellation, the arcsine is
-    atan2(2 b^2 k12, sqrt(D)), accurate where its argument is near +-1 (large
-    variances). With phi_i = arcsin(alpha_i / (1 + alpha_i)), the angle of a
-    variance, and phi_12 that of the pair, the output gap is
-    a^2 (2/pi) (phi_1 + phi_2 - 2 phi_12), the anti-gap a^2 (2/pi)
-    (phi_1 + phi_2 + 2 phi_12) + 4 c^2 and the diff a^2 (2/pi) (phi_1 - phi_2);
-    for close (anti-close) pairs the angle sums come from
-    :func:`_erf_close_spread`, which needs no difference of nearly equal angles.
+    :func:`erf` with 1 -+ rho from the separation. With phi_i =
+    arcsin(alpha_i / (1 + alpha_i)), the angle of a variance, and phi_12 that of
+    the pair, the output gap is a^2 (2/pi) (phi_1 + phi_2 - 2 phi_12), the
+    anti-gap a^2 (2/pi) (phi_1 + phi_2 + 2 phi_12) + 4 c^2 and the diff
+    a^2 (2/pi) (phi_1 - phi_2); for close (anti-close) pairs the angle sums come
+    from :func:`_erf_close_spread`, which needs no difference of nearly equal angles.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -116,12 +127,11 @@ def erf_with_gap(k12, k11, k22, separation: Separation, *, a: float, b: float, c
         >>> round(float(nngp), 6), round(float(dot), 6), float(sep.gap)  # (2/pi) arcsin(2/3)
         (0.464559, 0.56941, 0.0)
     """
+    q, p, close, anti_close = correlation_gaps(k12, k11, k22, separation)
+    nngp, dot, angle, root = _erf_moments(k12, k11, k22, q * p, a=a, b=b, c=c)
     b2 = b * b
     alpha1, alpha2 = 2.0 * b2 * k11, 2.0 * b2 * k22
     alpha_diff = 2.0 * b2 * separation.diff
-    q, p, close, anti_close = correlation_gaps(k12, k11, k22, separation)
-    root = jnp.sqrt(_shifted_determinant(alpha1, alpha2, q, p))
-    angle = jnp.arctan2(2.0 * b2 * k12, root)
     scale = a * a * (2.0 / math.pi)
     # The arcsine is odd in rho: phi_1 + phi_2 + 2 phi_12(rho) = phi_1 + phi_2 - 2 phi_12(-rho).
     near = _erf_close_spread(alpha1, alpha2, alpha_diff, jnp.where(anti_close, p, q), root)
@@ -129,7 +139,7 @@ def erf_with_gap(k12, k11, k22, separation: Separation, *, a: float, b: float, c
     out = Separation(scale * jnp.where(close, near, both - 2.0 * angle),
                      scale * jnp.where(anti_close, near, both + 2.0 * angle) + 4.0 * c * c,
                      scale * _erf_angle_difference(alpha1, alpha2, alpha_diff))
-    return scale * angle + c * c, a * a * b2 * (4.0 / math.pi) / root, out
+    return nngp, dot, out
 
 
 def _erf_variance_angle(alpha):
@@ -198,8 +208,7 @@ def gelu(k12, k11, k22):
                    / (2 pi sqrt(D)).
     """
     p1 = (1.0 + k11) * (1.0 + k22)
-    q, p = correlation_gaps(k12, k11, k22, covariance_separation(k12, k11, k22))[:2]
-    delta2 = _shifted_determinant(k11, k22, q, p)
+    delta2 = _shifted_determinant(k11, k22, rho_gap_product(k12, k11, k22))
     delta = jnp.sqrt(delta2)
     angle = jnp.arctan2(k12, delta)
     prod = k11 * k22
@@ -304,8 +313,8 @@ def gaussian(k12, k11, k22, *, a: float, b: float):
     With det = sqrt((1 - 2 b k11)(1 - 2 b k22) - 4 b^2 k12^2):
     E[phi phi] = a^2 / det,  E[phi' phi'] = 4 a^2 b^2 k12 / det^3.
     """
-    q, p = correlation_gaps(k12, k11, k22, covariance_separation(k12, k11, k22))[:2]
-    det = jnp.sqrt(jnp.maximum(_shifted_determinant(-2.0 * b * k11, -2.0 * b * k22, q, p), 0.0))
+    rho_gap = rho_gap_product(k12, k11, k22)
+    det = jnp.sqrt(jnp.maximum(_shifted_determinant(-2.0 * b * k11, -2.0 * b * k22, rho_gap), 0.0))
     return a * a / det, 4.0 * a * a * b * b * k12 / det**3
 
 
