@@ -2,6 +2,8 @@
 items 2 and 6), against the 50-digit mpmath transcription of the recursions
 (tests/reference.py), which takes the float inputs as exact."""
 
+import warnings
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -9,7 +11,16 @@ import pytest
 import lazykit
 from lazykit._dtypes import precision
 from lazykit.kernels import duals
-from lazykit.kernels.recursion import Kernel, input_separation, input_state, propagate
+from lazykit.kernels.recursion import (
+    Kernel,
+    NearDuplicateWarning,
+    check_near_duplicates,
+    input_separation,
+    input_state,
+    near_duplicate_error,
+    near_duplicate_tolerance,
+    propagate,
+)
 from tests.reference import kernel_pair
 
 ROW = np.array([0.3, -1.2, 0.8, 0.5])
@@ -120,3 +131,62 @@ def test_near_duplicates_in_chaotic_sin_network(rng):
     k = _kernel_with_gaps(net, x)
     _assert_matches_reference(k, x, 1e-12, activation="sin", depth=12, W_std=1.5, b_std=0.1,
                               params=(1.0, 3.0, 0.2))
+
+
+# Where the separation is not tracked: an estimate and a warning ---------------------------
+
+
+def test_chaotic_near_duplicates_warn(rng):
+    """erf, W_std 10, depth 30, rows 1e-9 apart: off by 100% from the moments alone."""
+    x = _near_duplicates(rng, 1e-9)
+    layers = lazykit.mlp(30, activation="erf", W_std=10.0, b_std=0.1).layers
+    error, pair, count = near_duplicate_error(layers, x)
+    assert error > 1e-3 and count >= 2
+    assert pair in {(0, 1), (0, 4), (1, 4), (1, 2), (2, 4)}
+    with pytest.warns(NearDuplicateWarning, match=r"row \d of x1 and row \d of x1"):
+        check_near_duplicates(layers, x)
+    with pytest.warns(NearDuplicateWarning, match="float32"):
+        check_near_duplicates(layers, x[:2], x[1:3], diagonal=True, dtype="float32")
+
+
+@pytest.mark.parametrize("activation,depth,w_std,separation", [
+    ("erf", 12, 10.0, 1e-6), ("erf", 16, 10.0, 1e-6), ("erf", 50, 2.0, 1e-6),
+    ("relu", 50, 2**0.5, 1e-9)])
+def test_estimate_bounds_the_actual_error(rng, activation, depth, w_std, separation):
+    x0 = rng.normal(size=4)
+    x = np.stack([x0, x0 + separation * rng.normal(size=4)])
+    net = lazykit.mlp(depth, activation=activation, W_std=w_std, b_std=0.1)
+    k = net.kernel(x)
+    nngp, ntk = kernel_pair(x[0], x[1], activation=activation, depth=depth, W_std=w_std,
+                            b_std=0.1)
+    actual = max(abs(k.nngp[0, 1] - nngp) / np.sqrt(k.nngp[0, 0] * k.nngp[1, 1]),
+                 abs(k.ntk[0, 1] - ntk) / np.sqrt(k.ntk[0, 0] * k.ntk[1, 1]))
+    estimate = near_duplicate_error(net.layers, x)[0]
+    assert actual <= estimate <= max(1e4 * actual, 1e-12)
+
+
+@pytest.mark.parametrize("activation,depth,w_std", [("relu", 50, 2**0.5), ("erf", 8, 10.0),
+                                                    ("erf", 4, 1.5), ("gelu", 10, 1.5)])
+def test_no_warning_below_the_tolerance(rng, activation, depth, w_std):
+    x = _near_duplicates(rng, 1e-9)
+    layers = lazykit.mlp(depth, activation=activation, W_std=w_std, b_std=0.1).layers
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NearDuplicateWarning)
+        check_near_duplicates(layers, x)
+    assert near_duplicate_error(layers, x)[0] <= near_duplicate_tolerance("float64")
+
+
+def test_no_warning_for_exact_duplicates_or_tracked_layers(rng):
+    """Exact duplicates and antipodes are exact; tracked erf layers resolve near-duplicates."""
+    x = rng.normal(size=(3, 4))
+    x = np.vstack([x, x[:1], -x[1:2]])
+    layers = lazykit.mlp(30, activation="erf", W_std=10.0, b_std=0.1).layers
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NearDuplicateWarning)
+        check_near_duplicates(layers, x)
+        near = _near_duplicates(rng, 1e-9)
+        tracked = [_TrackedErf() if isinstance(layer, lazykit.Erf) else layer
+                   for layer in layers]
+        check_near_duplicates(tracked, near, tracked=True)
+    assert near_duplicate_error(tracked, near, tracked=True) == (0.0, None, 0)
+    assert near_duplicate_error(tracked, near, tracked=False)[0] > 1e-3  # moments only

@@ -24,6 +24,7 @@ created by the first activation with ``dual_with_gap``.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -71,7 +72,7 @@ def input_moments(x1, x2=None, *, diagonal: bool = False):
 
 
 def input_separation(x1, x2=None, cross=None, *, diagonal: bool = False,
-                     rtol: float = 1e-3) -> Separation:
+                     rtol: float = 1e-3, if_needed: bool = False) -> Separation | None:
     """|x1_i -+ x2_j|^2 and |x1_i|^2 - |x2_j|^2 without cancellation (NumPy, on the host).
 
     From the moments, |x|^2 + |x'|^2 -+ 2 <x, x'> has an absolute error of a
@@ -80,6 +81,9 @@ def input_separation(x1, x2=None, cross=None, *, diagonal: bool = False,
     the inputs, (x -+ x') . (x -+ x') and (x - x') . (x + x'), exact up to the
     rounding of the result. ``cross`` is the Gram matrix x1 x2^T if already
     computed; ``diagonal`` pairs x1[i] with x2[i] (all computed directly).
+    With ``if_needed``, return None when no pair is near without being an exact
+    duplicate or antipode (those the moments resolve): tracking costs about
+    ten times the plain erf dual.
 
     Examples:
         >>> import numpy as np
@@ -88,22 +92,35 @@ def input_separation(x1, x2=None, cross=None, *, diagonal: bool = False,
         >>> sep = input_separation(x)
         >>> float(sep.gap[0, 1]) == (2.0 + 1e-12 - 2.0) ** 2, bool(sep.gap[0, 0] == 0.0)
         (True, True)
+        >>> input_separation(x[:1], if_needed=True) is None
+        True
     """
     x1 = np.asarray(x1)
     x2 = x1 if x2 is None else np.asarray(x2)
     if diagonal:
-        return _separation_of_rows(x1, x2)
-    sq1, sq2 = np.einsum("ij,ij->i", x1, x1), np.einsum("ij,ij->i", x2, x2)
-    cross = x1 @ x2.T if cross is None else np.asarray(cross)
-    total = sq1[:, None] + sq2[None, :]
-    sep = Separation(total - 2.0 * cross, total + 2.0 * cross, sq1[:, None] - sq2[None, :])
-    rows, cols = np.nonzero(np.minimum(sep.gap, sep.anti_gap) <= rtol * total)
-    chunk = max(1, 2**22 // max(1, x1.shape[1]))  # bounds the temporaries to 32 MiB
-    for start in range(0, len(rows), chunk):
-        i, j = rows[start:start + chunk], cols[start:start + chunk]
-        for part, exact in zip(sep, _separation_of_rows(x1[i], x2[j]), strict=True):
-            part[i, j] = exact
-    return Separation(np.maximum(sep.gap, 0.0), np.maximum(sep.anti_gap, 0.0), sep.diff)
+        sep = _separation_of_rows(x1, x2)
+        total = np.einsum("ij,ij->i", x1, x1) + np.einsum("ij,ij->i", x2, x2)
+    else:
+        sq1, sq2 = np.einsum("ij,ij->i", x1, x1), np.einsum("ij,ij->i", x2, x2)
+        cross = x1 @ x2.T if cross is None else np.asarray(cross)
+        total = sq1[:, None] + sq2[None, :]
+        sep = Separation(total - 2.0 * cross, total + 2.0 * cross, sq1[:, None] - sq2[None, :])
+        rows, cols = np.nonzero(np.minimum(sep.gap, sep.anti_gap) <= rtol * total)
+        chunk = max(1, 2**22 // max(1, x1.shape[1]))  # bounds the temporaries to 32 MiB
+        for start in range(0, len(rows), chunk):
+            i, j = rows[start:start + chunk], cols[start:start + chunk]
+            for part, exact in zip(sep, _separation_of_rows(x1[i], x2[j]), strict=True):
+                part[i, j] = exact
+    sep = Separation(np.maximum(sep.gap, 0.0), np.maximum(sep.anti_gap, 0.0), sep.diff)
+    if if_needed and not np.any(near_pairs(sep, total, rtol)):
+        return None
+    return sep
+
+
+def near_pairs(separation: Separation, total, rtol: float = 1e-3):
+    """Mask of the pairs near (within ``rtol``) but not equal to a duplicate or an antipode."""
+    smaller = np.minimum(separation.gap, separation.anti_gap)
+    return (smaller > 0) & (smaller <= rtol * total)
 
 
 def _separation_of_rows(a, b) -> Separation:
@@ -242,3 +259,178 @@ def _scan_block(block, state: KernelState, repeats: int) -> KernelState:
     carry = (state.nngp, state.var1, state.var2, state.ntk, state.separation)
     (nngp, var1, var2, ntk, sep), _ = jax.lax.scan(step, carry, None, length=repeats)
     return KernelState(nngp, var1, var1 if same_vars else var2, ntk, width, sep)
+
+
+# Near-duplicate inputs in the chaotic phase ----------------------------------------------
+
+
+class NearDuplicateWarning(UserWarning):
+    """Kernel entries of near-duplicate (or near-antipodal) inputs are less accurate than stated.
+
+    In the chaotic phase of a network (erf or tanh with a large W_std, several
+    layers) an error in 1 - rho near rho = 1 grows exponentially with depth, and
+    the moments resolve 1 - rho only to a few float ulps. Layers that track the
+    inputs' exact separation (erf, sin, rbf, identity; see
+    :func:`input_separation`) are exact; any other layer loses it.
+    """
+
+
+def near_duplicate_tolerance(dtype) -> float:
+    """Relative error of near-duplicate kernel entries above which lazykit warns.
+
+    100 sqrt(eps): 1.5e-6 in float64, 3.5e-2 in float32 (entries relative to
+    sqrt(K(x, x) K(x', x'))).
+
+    Examples:
+        >>> from lazykit.kernels.recursion import near_duplicate_tolerance
+        >>> f"{near_duplicate_tolerance('float64'):.1e}"
+        '1.5e-06'
+    """
+    return 100.0 * float(np.sqrt(np.finfo(np.dtype(dtype)).eps))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_layer(layer):
+    """``layer.propagate`` compiled once per distinct layer (a network repeats a few)."""
+    return jax.jit(layer.propagate)
+
+
+def _propagate_layerwise(layers, cross, sq1, sq2, input_dim):
+    """(nngp, ntk) of pairs with moments (cross, sq1, sq2), one compiled layer at a time."""
+    state = input_state(*(jnp.asarray(v) for v in (cross, sq1, sq2)), input_dim, diagonal=True)
+    for layer in layers:
+        state = _compiled_layer(layer)(state)
+    return np.asarray(state.nngp), np.asarray(state.ntk)
+
+
+def _sensitivity(layers, cross, sq1, sq2, sign, input_dim, step):
+    """max over NNGP, NTK of |K(1 -+ rho + step) - K| / sqrt(K(x, x) K(x', x')), per pair.
+
+    ``sign`` +1 moves near-duplicates apart, -1 near-antipodal pairs.
+    """
+    n = len(cross)
+    norm = np.sqrt(sq1 * sq2)
+    moved = cross - sign * step * norm
+    both = _propagate_layerwise(layers, np.concatenate([cross, moved, sq1, sq2]),
+                              np.concatenate([sq1, sq1, sq1, sq2]),
+                              np.concatenate([sq2, sq2, sq1, sq2]), input_dim)
+    change = 0.0
+    for kernel in both:
+        at, away, own1, own2 = (kernel[k * n:(k + 1) * n] for k in range(4))
+        scale = np.sqrt(np.abs(own1 * own2))
+        change = np.maximum(change, np.abs(away - at) / np.where(scale > 0, scale, np.inf))
+    return change
+
+
+def near_duplicate_error(layers, x1, x2=None, *, diagonal: bool = False, dtype=np.float64,
+                         tracked: bool = False, max_pairs: int = 4096):
+    """Estimate the largest relative error of the kernel entries of near-duplicate pairs.
+
+    Near-duplicate (near-antipodal) pairs, those with 1 -+ rho below about 1e-3,
+    get kernel entries whose error is about the change of the entry when
+    1 -+ rho moves by its resolution r = eps (the moments, or a layer without
+    separation tracking), found by moving it by a larger step h and scaling by
+    r / h: linear where the network amplifies moderately, and of the right
+    order, O(1), where the amplification saturates. A first pass on the diagonal,
+    at 65 quantiles of the input norms, bounds every pair's error; only when it
+    exceeds :func:`near_duplicate_tolerance` are the near pairs (exact
+    separations from :func:`input_separation`; exact duplicates and antipodes,
+    which are exact, left out) checked, at most ``max_pairs`` of them.
+    ``tracked`` says whether the kernel computation gets the inputs' separation.
+
+    Returns:
+        (error, pair, count): the largest estimated error (relative to
+        sqrt(K(x, x) K(x', x'))), the (row of x1, row of x2) where it occurs
+        (None if no pair was checked), and the number of checked pairs above the
+        tolerance.
+    """
+    activations = [layer for layer in layers if hasattr(layer, "dual")]
+    if tracked and all(getattr(layer, "dual_with_gap", None) for layer in activations):
+        return 0.0, None, 0
+    x1 = np.asarray(x1, dtype=np.float64)
+    x2 = x1 if x2 is None else np.asarray(x2, dtype=np.float64)
+    d = x1.shape[1]
+    resolution = float(np.finfo(np.dtype(dtype)).eps)
+    step = max(64.0 * float(np.finfo(np.float64).eps), resolution)
+    tolerance = near_duplicate_tolerance(dtype)
+    from lazykit._dtypes import precision
+
+    with precision("float64"):
+        norms = np.unique(np.quantile(np.concatenate([np.einsum("ij,ij->i", x, x)
+                                                      for x in (x1, x2)]),
+                                      np.linspace(0.0, 1.0, 65)))
+        bound = max(float(np.max(_sensitivity(layers, sign * norms, norms, norms, sign, d,
+                                              step))) for sign in (1.0, -1.0))
+        bound *= resolution / step
+        if bound <= tolerance:
+            return bound, None, 0
+        rows, cols, sep = _near_pairs_of(x1, x2, diagonal)
+        if len(rows) == 0:
+            return 0.0, None, 0
+        rows, cols, sep = rows[:max_pairs], cols[:max_pairs], Separation(
+            *(part[:max_pairs] for part in sep))
+        sq1, sq2 = np.einsum("ij,ij->i", x1[rows], x1[rows]), np.einsum(
+            "ij,ij->i", x2[cols], x2[cols])
+        duplicate_like = sep.gap <= sep.anti_gap
+        total = sq1 + sq2
+        cross = np.where(duplicate_like, (total - sep.gap) / 2, (sep.anti_gap - total) / 2)
+        sign = np.where(duplicate_like, 1.0, -1.0)
+        errors = _sensitivity(layers, cross, sq1, sq2, sign, d, step) * (resolution / step)
+    worst = int(np.argmax(errors))
+    return float(errors[worst]), (int(rows[worst]), int(cols[worst])), int(
+        np.sum(errors > tolerance))
+
+
+def _near_pairs_of(x1, x2, diagonal: bool):
+    """Rows, columns and separations of the near (not exact) pairs, row blocks at a time."""
+    if diagonal:
+        sep = input_separation(x1, x2, diagonal=True)
+        total = np.einsum("ij,ij->i", x1, x1) + np.einsum("ij,ij->i", x2, x2)
+        index = np.nonzero(near_pairs(sep, total))[0]
+        return index, index, Separation(*(part[index] for part in sep))
+    symmetric = x2 is x1
+    found = []
+    block = max(1, 2**20 // max(1, x2.shape[0]))
+    for start in range(0, x1.shape[0], block):
+        part = x1[start:start + block]
+        sep = input_separation(part, x2)
+        total = np.einsum("ij,ij->i", part, part)[:, None] + np.einsum("ij,ij->i", x2, x2)
+        mask = near_pairs(sep, total)
+        if symmetric:
+            mask &= np.arange(start, start + len(part))[:, None] < np.arange(x2.shape[0])
+        i, j = np.nonzero(mask)
+        found.append((i + start, j, Separation(*(s[i, j] for s in sep))))
+    rows = np.concatenate([f[0] for f in found])
+    cols = np.concatenate([f[1] for f in found])
+    return rows, cols, Separation(*(np.concatenate([f[2][k] for f in found]) for k in range(3)))
+
+
+def check_near_duplicates(layers, x1, x2=None, *, diagonal: bool = False, dtype=np.float64,
+                          tracked: bool = False) -> None:
+    """Warn (:class:`NearDuplicateWarning`) when near-duplicate entries miss the tolerance.
+
+    See :func:`near_duplicate_error`; ``x1``, ``x2``, ``diagonal`` and ``dtype`` as
+    in :meth:`lazykit.Network.kernel`.
+
+    Examples:
+        >>> import numpy as np, lazykit
+        >>> from lazykit.kernels.recursion import check_near_duplicates
+        >>> x = np.array([[0.3, -1.2, 0.8], [0.3, -1.2, 0.8 + 1e-12]])
+        >>> check_near_duplicates(lazykit.mlp(3, activation="relu").layers, x)  # no warning
+    """
+    error, pair, count = near_duplicate_error(layers, x1, x2, diagonal=diagonal, dtype=dtype,
+                                              tracked=tracked)
+    tolerance = near_duplicate_tolerance(dtype)
+    if error <= tolerance or pair is None:
+        return
+    import warnings
+
+    warnings.warn(NearDuplicateWarning(
+        f"{count} pair(s) of near-duplicate or near-antipodal inputs (e.g. row {pair[0]} of x1 "
+        f"and row {pair[1]} of {'x1' if x2 is None else 'x2'}) get kernel entries accurate only "
+        f"to about {min(error, 1.0):.1g} (relative), above lazykit's {tolerance:.1g} in "
+        f"{np.dtype(dtype).name}: the network is chaotic (it amplifies a change of their "
+        "correlation exponentially with depth) and their correlation is below the float "
+        "resolution. Erf, sin, rbf and identity layers track such pairs exactly when given "
+        "their separation; otherwise use float64, fewer layers or a smaller W_std, or "
+        "deduplicate the inputs."), stacklevel=3)
