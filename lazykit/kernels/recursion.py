@@ -18,8 +18,8 @@ near-duplicate (near-antipodal) inputs, whose correlation rounds to +-1; this
 keeps them apart in the chaotic phase, where 1 - rho grows exponentially with
 depth. An activation without ``dual_with_gap`` falls back to the moments,
 which resolve no 1 -+ rho below about 1e-15 (float64). The separation is
-tracked once given to :func:`input_state` (see :func:`input_separation`) or
-created by the first activation with ``dual_with_gap``.
+tracked only when given to :func:`input_state` (see :func:`input_separation`):
+the tracking duals cost several times the plain ones.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lazykit.kernels.fast_math import Separation, covariance_separation, snap_covariance
+from lazykit.kernels.fast_math import Separation, snap_covariance
 
 
 class KernelState(NamedTuple):
@@ -170,9 +170,10 @@ def through_dense(state: KernelState, *, out_dim: int, W_std: float, b_std: floa
 def through_activation(activation, state: KernelState) -> KernelState:
     """Kernels after an elementwise activation, through its Gaussian dual.
 
-    An activation with a ``dual_with_gap(k12, k11, k22, separation)`` method,
-    returning (E[phi phi], E[phi' phi'], the activations' separation), gets and
-    updates the separation (see :mod:`lazykit.kernels.duals`).
+    When the state tracks a separation, an activation with a
+    ``dual_with_gap(k12, k11, k22, separation)`` method, returning
+    (E[phi phi], E[phi' phi'], the activations' separation), updates it (see
+    :mod:`lazykit.kernels.duals`); any other falls back to the moments.
     """
     cross = state.nngp
     if not activation.snaps_correlation:
@@ -182,11 +183,9 @@ def through_activation(activation, state: KernelState) -> KernelState:
         state.var2, state.var2, state.var2)[0]
     dual_with_gap = getattr(activation, "dual_with_gap", None)
     sep = state.separation
-    if dual_with_gap is not None:
-        if sep is None:
-            sep = covariance_separation(cross, state.var1, state.var2)
+    if sep is not None and dual_with_gap is not None:
         nngp, dot, sep = dual_with_gap(cross, state.var1, state.var2, sep)
-    else:
+    else:  # the plain dual is several times cheaper
         nngp, dot = activation.dual(cross, state.var1, state.var2)
         sep = None if sep is None else _moment_separation(nngp, var1, var2)
     ntk = None if state.ntk is None else dot * state.ntk
@@ -345,7 +344,8 @@ def near_duplicate_error(layers, x1, x2=None, *, diagonal: bool = False, dtype=n
         tolerance.
     """
     activations = [layer for layer in layers if hasattr(layer, "dual")]
-    if tracked and all(getattr(layer, "dual_with_gap", None) for layer in activations):
+    if (diagonal and x2 is None) or (tracked and all(
+            getattr(layer, "dual_with_gap", None) for layer in activations)):
         return 0.0, None, 0
     x1 = np.asarray(x1, dtype=np.float64)
     x2 = x1 if x2 is None else np.asarray(x2, dtype=np.float64)
@@ -406,11 +406,12 @@ def _near_pairs_of(x1, x2, diagonal: bool):
 
 
 def check_near_duplicates(layers, x1, x2=None, *, diagonal: bool = False, dtype=np.float64,
-                          tracked: bool = False) -> None:
+                          tracked: bool = False, stacklevel: int = 2) -> None:
     """Warn (:class:`NearDuplicateWarning`) when near-duplicate entries miss the tolerance.
 
     See :func:`near_duplicate_error`; ``x1``, ``x2``, ``diagonal`` and ``dtype`` as
-    in :meth:`lazykit.Network.kernel`.
+    in :meth:`lazykit.Network.kernel`; ``stacklevel`` that of the warning, counted
+    from the caller of this function.
 
     Examples:
         >>> import numpy as np, lazykit
@@ -433,4 +434,4 @@ def check_near_duplicates(layers, x1, x2=None, *, diagonal: bool = False, dtype=
         "correlation exponentially with depth) and their correlation is below the float "
         "resolution. Erf, sin, rbf and identity layers track such pairs exactly when given "
         "their separation; otherwise use float64, fewer layers or a smaller W_std, or "
-        "deduplicate the inputs."), stacklevel=3)
+        "deduplicate the inputs."), stacklevel=stacklevel + 1)
