@@ -11,6 +11,7 @@ refused naming the parameter.
 import math
 
 import numpy as np
+import pytest
 import scipy.special
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -90,6 +91,17 @@ def test_erf_kernels_are_accurate_at_huge_variances(case, data):
     net, description, scales = case
     x = data.draw(matrices(rows=(3,), scales=scales))
     _check_depth_1(net, x, lambda k12, k11, k22: ref.erf_dual(k12, k11, k22, 1, 1, 0), 1e-9,
+                   description=description)
+
+
+@pytest.mark.parametrize("x", [[[0.3, -1.2, 0.8, 0.5]], [[1e8, 0.0], [0.0, 1e8]],
+                               [[1e5, 1.0], [1e5, 2.0]]])
+def test_erf_at_huge_variance_reproducers_of_issue_16(x):
+    x = np.array(x)
+    description = dict(depth=1, W_std=1e8, b_std=0.1)
+    _check_depth_1(lazykit.mlp(1, activation="erf", **{k: v for k, v in description.items()
+                                                          if k != "depth"}),
+                   x, lambda k12, k11, k22: ref.erf_dual(k12, k11, k22, 1, 1, 0), 1e-9,
                    description=description)
 
 

@@ -13,7 +13,7 @@ import tempfile
 from unittest import mock
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import lazykit
@@ -80,6 +80,8 @@ def test_valid_command_lines_reach_the_run_with_their_values(name, size, seed, n
 @given(st.one_of(st.integers(max_value=-1), st.integers(min_value=MAX_SEED + 1),
                  st.sampled_from(("1.5", "", "one", "1e3", "0x10", "--", "nan", "-0.0"))),
        st.booleans())
+@example("--", True)  # argparse would hand the run seed=[]
+@example(-1, False)  # issue 16: ended in a traceback
 def test_seeds_outside_numpys_range_are_refused_naming_the_flag(seed, joined):
     text = str(seed)
     option_like = text.startswith("-") and not text[1:2].isdigit()  # "--": not a value
