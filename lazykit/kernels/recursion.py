@@ -81,9 +81,9 @@ def input_separation(x1, x2=None, cross=None, *, diagonal: bool = False,
     the inputs, (x -+ x') . (x -+ x') and (x - x') . (x + x'), exact up to the
     rounding of the result. ``cross`` is the Gram matrix x1 x2^T if already
     computed; ``diagonal`` pairs x1[i] with x2[i] (all computed directly).
-    With ``if_needed``, return None when no pair is near without being an exact
-    duplicate or antipode (those the moments resolve): tracking costs about
-    ten times the plain erf dual.
+    With ``if_needed``, return None when no pair is near (:func:`near_pairs`;
+    identical inputs the moments resolve): tracking costs about ten times the
+    plain erf dual.
 
     Examples:
         >>> import numpy as np
@@ -118,9 +118,13 @@ def input_separation(x1, x2=None, cross=None, *, diagonal: bool = False,
 
 
 def near_pairs(separation: Separation, total, rtol: float = 1e-3):
-    """Mask of the pairs near (within ``rtol``) but not equal to a duplicate or an antipode."""
-    smaller = np.minimum(separation.gap, separation.anti_gap)
-    return (smaller > 0) & (smaller <= rtol * total)
+    """Mask of the near-duplicate (not identical) and near-antipodal pairs (within ``rtol``).
+
+    Identical inputs keep correlation exactly 1 through every layer; antipodal
+    ones do not once a bias or an even part of an activation moves them off -1.
+    """
+    near = (separation.gap > 0) & (separation.gap <= rtol * total)
+    return near | (separation.anti_gap <= rtol * total)
 
 
 def _separation_of_rows(a, b) -> Separation:
@@ -316,7 +320,7 @@ def _sensitivity(layers, cross, sq1, sq2, sign, input_dim, step):
     change = 0.0
     for kernel in both:
         at, away, own1, own2 = (kernel[k * n:(k + 1) * n] for k in range(4))
-        scale = np.sqrt(np.abs(own1 * own2))
+        scale = np.sqrt(np.abs(own1)) * np.sqrt(np.abs(own2))  # no overflow
         change = np.maximum(change, np.abs(away - at) / np.where(scale > 0, scale, np.inf))
     return change
 
@@ -333,8 +337,8 @@ def near_duplicate_error(layers, x1, x2=None, *, diagonal: bool = False, dtype=n
     order, O(1), where the amplification saturates. A first pass on the diagonal,
     at 65 quantiles of the input norms, bounds every pair's error; only when it
     exceeds :func:`near_duplicate_tolerance` are the near pairs (exact
-    separations from :func:`input_separation`; exact duplicates and antipodes,
-    which are exact, left out) checked, at most ``max_pairs`` of them.
+    separations from :func:`input_separation`; identical inputs, which are
+    exact, left out) checked, at most ``max_pairs`` of them.
     ``tracked`` says whether the kernel computation gets the inputs' separation.
 
     Returns:
