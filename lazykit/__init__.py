@@ -37,6 +37,7 @@ from lazykit.models import TwoLayer
 from lazykit.monte_carlo import MonteCarloKernel, monte_carlo_kernel
 from lazykit.network import Dense, Network, mlp, serial
 from lazykit.tangent import linearize, taylor_expand
+from lazykit.trainer import Measurement, Trainer, TrainState, make_trainer
 from lazykit.training import TrainingDivergedError, train
 from lazykit.trajectory import TrajectoryRecord
 
@@ -83,6 +84,7 @@ __all__ = [
     "Kernel",
     "Laziness",
     "LeakyRelu",
+    "Measurement",
     "Monomial",
     "MonteCarloKernel",
     "NNGPClassifier",
@@ -102,6 +104,8 @@ __all__ = [
     "SlopeFit",
     "Step",
     "SweepResult",
+    "TrainState",
+    "Trainer",
     "TrainingDivergedError",
     "TrajectoryRecord",
     "TwoLayer",
@@ -112,6 +116,7 @@ __all__ = [
     "laziness",
     "lazy_sweep",
     "linearize",
+    "make_trainer",
     "mlp",
     "monte_carlo_kernel",
     "serial",

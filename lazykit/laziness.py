@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lazykit._dtypes import precision, resolve_dtype
-from lazykit._problem import as_2d, as_targets, make_problem
-from lazykit._validation import as_matrix, positive_int
+from lazykit._problem import as_2d, as_inputs, as_targets, model_spec
+from lazykit._validation import positive_int
 from lazykit.tangent import apply_function
 
 
@@ -51,7 +51,7 @@ def laziness(model, params, X, y, *, alpha=None, center=None, max_iter: int = 20
         model: a :class:`lazykit.TwoLayer`, a :class:`lazykit.Network` or a function
             ``apply_fn(params, x)``.
         params: parameters w_0 at which the criterion is evaluated.
-        X: inputs (n, d).
+        X: inputs (n, d), or any (n, ...) that a function model accepts.
         y: targets y*, shape (n,) or (n, o).
         alpha: output scale for a Network or a function (a TwoLayer has its own).
         center: as in :func:`lazykit.train`.
@@ -81,12 +81,12 @@ def laziness(model, params, X, y, *, alpha=None, center=None, max_iter: int = 20
         100.0
     """
     dtype = resolve_dtype(dtype)
-    X = as_matrix(X, "X", dtype=dtype)
+    spec = model_spec(model, params=params, alpha=alpha, center=center)
+    X = as_inputs(X, "X", dtype=dtype, matrix=spec.is_lazykit)
     y = as_targets(y, "y", X.shape[0], "X", dtype=dtype)
     max_iter = positive_int(max_iter, "max_iter")
     with precision(dtype):
-        problem = make_problem(model, X.shape[1], params=params, alpha=alpha, center=center,
-                               dtype=dtype)
+        problem = spec.problem(spec.initial_params(0, X.shape[1:], dtype))
         w0, x = problem.params0, jnp.asarray(X)
         alpha = jnp.asarray(problem.alpha, dtype)
         ops = _operators(problem.key)

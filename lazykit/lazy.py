@@ -12,14 +12,14 @@ training and of order one or more for active training.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import NamedTuple
 
+import jax
 import numpy as np
 
-from lazykit._progress import Progress
 from lazykit.laziness import laziness
-from lazykit.models import TwoLayer
-from lazykit.training import train
+from lazykit.training import TrainingDivergedError, train_runs
 
 
 class SlopeFit(NamedTuple):
@@ -73,12 +73,16 @@ def fit_loglog_slope(x, y, confidence: float = 0.95) -> SlopeFit:
 class SweepResult:
     """Per-run measurements of a sweep over alpha (and seeds), with fitted log-log slopes.
 
-    Arrays have one entry per run: ``alpha``, ``seed``, ``deviation`` (sup_t of the
-    train deviation ||alpha f - alpha T f||), ``deviation_test``, ``param_movement``
+    Arrays have one entry per finished run: ``alpha``, ``seed``, ``deviation`` (sup_t of
+    the train deviation ||alpha f - alpha T f||), ``deviation_test``, ``param_movement``
     (sup_t ||w_t - w_0|| / ||w_0||), ``ntk_change``, ``pattern_change`` (at the last
     record), ``train_loss`` and ``tangent_train_loss`` (last record) and
     ``kappa`` (:func:`laziness` at initialization; NaN if not computed).
-    ``deviation_slope`` and ``movement_slope`` are :class:`SlopeFit` over all runs.
+    ``deviation_slope`` and ``movement_slope`` are :class:`SlopeFit` over all finished
+    runs (NaN when fewer than two distinct alphas finished). ``records`` holds the
+    :class:`lazykit.TrajectoryRecord` of every finished run with ``keep_records=True``.
+    ``diverged`` lists the runs that diverged, as tuples (alpha, seed, message); they
+    are left out of every array.
     """
 
     alpha: np.ndarray
@@ -94,9 +98,10 @@ class SweepResult:
     deviation_slope: SlopeFit
     movement_slope: SlopeFit
     records: tuple = dataclasses.field(repr=False, default=())
+    diverged: tuple = ()
 
     def to_dataframe(self):
-        """One row per run (pandas DataFrame)."""
+        """One row per finished run (pandas DataFrame)."""
         import pandas as pd
 
         names = ("alpha", "seed", "deviation", "deviation_test", "param_movement", "ntk_change",
@@ -110,15 +115,22 @@ class SweepResult:
         return plot_sweep(self, axes=axes)
 
 
-def lazy_sweep(model, X, y, *, alphas, seeds=(0,), steps: int, lr: float, loss: str = "mse",
-               batch_size: int | None = None, X_test=None, y_test=None,
+# Arguments of lazykit.train that lazy_sweep passes on, with their defaults.
+_TRAIN_DEFAULTS = dict(optimizer=None, tangent=True, params=None, center=None, mean_field=False,
+                       ntk_points=64, record_neurons=True)
+
+
+def lazy_sweep(model, X, y, *, alphas, seeds=(0,), steps: int, lr: float | None = None,
+               loss="mse", batch_size: int | None = None, X_test=None, y_test=None,
                record_every: int | None = None, compute_laziness: bool = True,
                keep_records: bool = False, confidence: float = 0.95,
                verbose: bool | None = None, dtype=None, **train_kwargs) -> SweepResult:
     """Train network and tangent model for every alpha and seed; fit deviation against alpha.
 
     Every run uses the same steps and learning rate: with R(alpha f) / alpha^2, the
-    function alpha f then moves over the same time horizon whatever alpha.
+    function alpha f then moves over the same time horizon whatever alpha. The runs are
+    trained together, stacked under ``jax.vmap`` with one compilation for the whole sweep
+    (their records are those of :func:`lazykit.train` run by run).
 
     What to expect (docs/lazy_training.md): the parameter movement falls like 1/alpha
     for every model; the deviation falls like 1/alpha for smooth activations with an
@@ -129,15 +141,18 @@ def lazy_sweep(model, X, y, *, alphas, seeds=(0,), steps: int, lr: float, loss: 
 
     Args:
         model: a :class:`lazykit.TwoLayer` (its alpha is replaced by each value), a
-            :class:`lazykit.Network` or an ``(apply_fn, params)`` pair (alpha passed to
-            :func:`lazykit.train`, with centering).
-        X: training inputs (n, d).
+            :class:`lazykit.Network`, an ``(apply_fn, params)`` pair or an
+            ``(apply_fn, params, init_fn)`` triple (alpha passed to :func:`lazykit.train`,
+            with centering). Several seeds need an initialization that varies with the
+            seed: a lazykit model, or a triple with ``params`` None.
+        X: training inputs (n, d), or any (n, ...) that the function accepts.
         y: training targets (n,) or (n, o).
         alphas: output scales (> 0), at least two distinct values.
         seeds: initialization (and SGD order) seeds; every alpha runs every seed.
         steps: optimizer steps of every run.
-        lr: learning rate of every run (as in :func:`lazykit.train`).
-        loss: "mse" or "logistic".
+        lr: learning rate of every run (as in :func:`lazykit.train`); or pass
+            ``optimizer=`` (an optax optimizer) instead.
+        loss: "mse", "logistic" or a function ``loss(outputs, targets)``.
         batch_size: None for gradient descent, else the SGD batch size.
         X_test: optional test inputs.
         y_test: test targets (with ``X_test``).
@@ -145,12 +160,19 @@ def lazy_sweep(model, X, y, *, alphas, seeds=(0,), steps: int, lr: float, loss: 
         compute_laziness: compute kappa at initialization for every run.
         keep_records: keep every :class:`lazykit.TrajectoryRecord` in ``records``.
         confidence: level of the slope intervals.
-        verbose: progress bar over runs; None shows it only on a terminal.
-        dtype: "float64" (default) or "float32".
-        **train_kwargs: passed on to :func:`lazykit.train`.
+        verbose: progress bar; None shows it only on a terminal.
+        dtype: as in :func:`lazykit.train`.
+        **train_kwargs: ``optimizer``, ``params``, ``center``, ``mean_field``,
+            ``ntk_points``, ``record_neurons`` of :func:`lazykit.train`.
 
     Returns:
-        :class:`SweepResult`.
+        :class:`SweepResult`. Runs that diverge are left out of it (listed in
+        ``diverged``, with a ``RuntimeWarning`` naming their alpha and seed).
+
+    Raises:
+        ValueError: on bad arguments; several seeds with fixed parameters (a pair
+            ``(apply_fn, params)`` or ``params=``), which cannot vary the initialization.
+        lazykit.TrainingDivergedError: when every run diverged (naming each).
 
     Examples:
         >>> import numpy as np, lazykit
@@ -167,55 +189,70 @@ def lazy_sweep(model, X, y, *, alphas, seeds=(0,), steps: int, lr: float, loss: 
     seeds = tuple(int(s) for s in np.atleast_1d(seeds))
     if not seeds:
         raise ValueError("seeds must hold at least one seed; got none.")
-    runs = [(a, s) for a in alphas for s in seeds]
-    columns = {name: [] for name in ("deviation", "deviation_test", "param_movement",
-                                     "ntk_change", "pattern_change", "train_loss",
-                                     "tangent_train_loss", "kappa")}
-    records = []
-    with Progress(len(runs), "lazy_sweep", verbose) as bar:
-        for a, s in runs:
-            run_model, run_kwargs = _with_alpha(model, a, train_kwargs)
-            record = train(run_model, X, y, loss=loss, steps=steps, lr=lr,
-                           batch_size=batch_size, X_test=X_test, y_test=y_test,
-                           record_every=record_every, seed=s, verbose=False, dtype=dtype,
-                           **run_kwargs)
-            kappa = np.nan
-            if compute_laziness:
-                target = run_model[0] if isinstance(run_model, tuple) else run_model
-                kappa = laziness(target, record.params0, X, y, dtype=dtype,
-                                 **_laziness_kwargs(run_kwargs)).kappa
-            columns["deviation"].append(record.sup_deviation("train"))
-            columns["deviation_test"].append(record.sup_deviation("test"))
-            columns["param_movement"].append(float(np.nanmax(record.param_movement)))
-            columns["ntk_change"].append(float(record.ntk_change[-1]))
-            columns["pattern_change"].append(float(record.pattern_change[-1]))
-            columns["train_loss"].append(float(record.train_loss[-1]))
-            columns["tangent_train_loss"].append(float(record.tangent_train_loss[-1]))
-            columns["kappa"].append(float(kappa))
-            if keep_records:
-                records.append(record)
-            bar.update(1, postfix=f"alpha={a:g} seed={s}")
-    arrays = {name: np.asarray(values) for name, values in columns.items()}
-    run_alpha = np.asarray([a for a, _ in runs])
-    return SweepResult(
-        alpha=run_alpha, seed=np.asarray([s for _, s in runs]), **arrays,
-        deviation_slope=fit_loglog_slope(run_alpha, arrays["deviation"], confidence),
-        movement_slope=fit_loglog_slope(run_alpha, arrays["param_movement"], confidence),
-        records=tuple(records))
-
-
-def _with_alpha(model, alpha, train_kwargs):
     if not train_kwargs.get("tangent", True):
         raise ValueError("lazy_sweep measures the deviation from the tangent model; "
                          "tangent=False is not allowed.")
     if "alpha" in train_kwargs:
         raise ValueError("lazy_sweep sets alpha itself from alphas; remove alpha= from the "
                          "arguments.")
-    if isinstance(model, TwoLayer):
-        return model.replace(alpha=float(alpha)), dict(train_kwargs)
-    return model, {**train_kwargs, "alpha": float(alpha)}
+    unknown = sorted(set(train_kwargs) - set(_TRAIN_DEFAULTS))
+    if unknown:
+        raise TypeError(f"lazy_sweep got unexpected keyword arguments {unknown}; it passes on "
+                        f"{sorted(_TRAIN_DEFAULTS)} to lazykit.train.")
+    runs = [(float(a), s) for a in alphas for s in seeds]
+    records, diverged = train_runs(
+        model, X, y, runs, loss=loss, steps=steps, lr=lr, batch_size=batch_size,
+        X_test=X_test, y_test=y_test, record_every=record_every, verbose=verbose, dtype=dtype,
+        label="lazy_sweep", **{**_TRAIN_DEFAULTS, **train_kwargs})
+    _report_divergence(diverged, len(runs))
+    finished = [(run, record) for run, record in zip(runs, records, strict=True)
+                if record is not None]
+    columns = {name: [] for name in ("deviation", "deviation_test", "param_movement",
+                                     "ntk_change", "pattern_change", "train_loss",
+                                     "tangent_train_loss", "kappa")}
+    for _, record in finished:
+        columns["deviation"].append(record.sup_deviation("train"))
+        columns["deviation_test"].append(record.sup_deviation("test"))
+        columns["param_movement"].append(float(np.nanmax(record.param_movement)))
+        columns["ntk_change"].append(float(record.ntk_change[-1]))
+        columns["pattern_change"].append(float(record.pattern_change[-1]))
+        columns["train_loss"].append(float(record.train_loss[-1]))
+        columns["tangent_train_loss"].append(float(record.tangent_train_loss[-1]))
+        columns["kappa"].append(_kappa(record, X, y) if compute_laziness else np.nan)
+    arrays = {name: np.asarray(values, np.float64) for name, values in columns.items()}
+    run_alpha = np.asarray([a for (a, _), _ in finished])
+    return SweepResult(
+        alpha=run_alpha, seed=np.asarray([s for (_, s), _ in finished], np.int64), **arrays,
+        deviation_slope=_fit(run_alpha, arrays["deviation"], confidence),
+        movement_slope=_fit(run_alpha, arrays["param_movement"], confidence),
+        records=tuple(r for _, r in finished) if keep_records else (),
+        diverged=tuple(diverged))
 
 
-def _laziness_kwargs(run_kwargs):
-    return {k: run_kwargs[k] for k in ("alpha", "center") if k in run_kwargs}
+def _report_divergence(diverged, total):
+    if not diverged:
+        return
+    lines = "; ".join(f"alpha={a:g}, seed={s}: {message}" for a, s, message in diverged)
+    if len(diverged) == total:
+        raise TrainingDivergedError(f"every run of the sweep diverged: {lines}")
+    warnings.warn(f"{len(diverged)} of {total} runs diverged and are left out of the sweep "
+                  f"(SweepResult.diverged lists them): {lines}", RuntimeWarning, stacklevel=3)
 
+
+def _fit(alpha, values, confidence) -> SlopeFit:
+    """The log-log fit, or NaN when fewer than two distinct alphas finished."""
+    if np.unique(alpha).size < 2:
+        return SlopeFit(np.nan, np.nan, np.nan, np.nan, np.nan, confidence, alpha.size)
+    return fit_loglog_slope(alpha, values, confidence)
+
+
+def _kappa(record, X, y) -> float:
+    """kappa at the run's initialization, for its alpha and centering."""
+    problem = record.problem
+    dtype = jax.tree_util.tree_leaves(problem.params0)[0].dtype
+    if problem.two_layer is not None:
+        model, alpha = problem.key.replace(alpha=problem.alpha), None
+    else:
+        model, alpha = problem.key, problem.alpha
+    return float(laziness(model, problem.params0, X, y, alpha=alpha, center=problem.center,
+                          dtype=dtype).kappa)

@@ -42,7 +42,7 @@ def plot_trajectory(record, axes=None):
         ax_loss.plot(t, _positive(record.tangent_test_loss), "--", color="C3",
                      label="tangent, test")
     ax_loss.set(xscale="log", yscale="log", xlabel=record.time_label,
-                ylabel=f"{record.loss} loss",
+                ylabel=f"{record.loss_name} loss",
                 title=f"alpha = {record.alpha:g}")
     ax_dev.plot(t, _positive(record.deviation_train), color="C0", label="train points")
     if has_test:

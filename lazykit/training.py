@@ -1,80 +1,66 @@
-"""Side-by-side training of a network and its tangent model (design.md, "Lazy training").
+"""Side-by-side training of a network and its tangent model: the host driver.
 
-Both minimize F_alpha(w) = R(alpha f(w)) / alpha^2 from the same w_0, with the
-same optimizer, learning rate, steps and data order, so alpha f(w_t) and the
-tangent model alpha T f(wbar_t) can be compared at every step. With a constant
-learning rate, alpha f moves at a speed independent of alpha (the kernel is the
-NTK of the unscaled f), while the parameters move O(1/alpha).
-
-The steps run in jitted ``lax.scan`` chunks of ``record_every`` steps; between
-chunks the trajectory is measured and checked for divergence.
+:func:`train` validates its arguments and drives the pure functions of
+:func:`lazykit.make_trainer` (lazykit/trainer.py): the steps and the measurements run
+on the device in a few jitted ``lax.scan`` calls (blocks of records); between blocks
+the driver updates the progress bar and checks for divergence. :func:`train_runs`
+does the same for several (alpha, seed) runs at once, stacked and trained under
+``jax.vmap`` with one compilation (:func:`lazykit.lazy_sweep` uses it).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lazykit._dtypes import precision, resolve_dtype
+from lazykit._dtypes import precision
 from lazykit._problem import (
-    Problem,
-    as_2d,
+    as_inputs,
     as_targets,
-    kink_preactivations,
-    make_problem,
-    param_norm,
+    check_same_shape,
+    model_spec,
+    run_dtype,
 )
 from lazykit._progress import Progress
-from lazykit._validation import as_matrix, check_same_features, nonnegative_float, positive_int
-from lazykit.empirical import empirical_ntk
+from lazykit._validation import nonnegative_float, positive_int
 from lazykit.models import TwoLayer
-from lazykit.tangent import apply_function, tree_sub
+from lazykit.tangent import apply_function
+from lazykit.trainer import default_optimizer, loss_function, make_trainer
 from lazykit.trajectory import TrajectoryRecord
+
+__all__ = ["TrainingDivergedError", "default_optimizer", "train"]
 
 
 class TrainingDivergedError(FloatingPointError):
     """A loss became NaN or infinite, or grew 1e8-fold: the learning rate is too large."""
 
 
-def _mse(out, y):
-    return 0.5 * jnp.mean(jnp.sum((out - y) ** 2, axis=1))
-
-
-def _logistic(out, y):
-    return jnp.mean(jnp.sum(jax.nn.softplus(-y * out), axis=1))
-
-
-LOSSES = {"mse": _mse, "logistic": _logistic}
-
-
-@functools.cache
-def default_optimizer():
-    """Plain (S)GD with the learning rate in the optimizer state, so that one compiled step
-    serves every learning rate of a sweep (optax is imported on first use)."""
-    import optax
-
-    return optax.inject_hyperparams(optax.sgd)(learning_rate=1.0)
-
-
-def train(model, X, y, *, loss: str = "mse", steps: int, lr: float | None = None,
+def train(model, X, y, *, loss="mse", steps: int, lr: float | None = None,
           optimizer=None, batch_size: int | None = None, tangent: bool = True, X_test=None,
           y_test=None, record_every: int | None = None, params=None, alpha=None, center=None,
           mean_field: bool = False, seed: int = 0, ntk_points: int = 64,
           record_neurons: bool = True, verbose: bool | None = None,
-          dtype=None) -> TrajectoryRecord:
+          dtype=None, ntk_every: int | None = None) -> TrajectoryRecord:
     """Train a network and its tangent model side by side on R(alpha f) / alpha^2.
 
     Args:
         model: a :class:`lazykit.TwoLayer` (carries alpha), a :class:`lazykit.Network`,
-            a function ``apply_fn(params, x) -> (n, o)`` (with ``params=``), or a pair
-            ``(apply_fn, params)``.
-        X: training inputs, shape (n, d).
+            a function ``apply_fn(params, x) -> (n, o)`` (with ``params=``), a pair
+            ``(apply_fn, params)``, or a triple ``(apply_fn, params, init_fn)`` whose
+            ``init_fn(seed) -> params`` draws the initial parameters when ``params`` is
+            None (so that seeds mean something; given parameters always win).
+        X: training inputs, shape (n, d), or any (n, ...) the function accepts (images
+            (n, H, W, C), say).
         y: training targets, shape (n,) or (n, o); -1 or +1 for the logistic loss.
-        loss: "mse", R(h) = mean_i |h_i - y_i|^2 / 2, or "logistic",
-            R(h) = mean_i log(1 + exp(-y_i h_i)).
+        loss: "mse", R(h) = mean_i |h_i - y_i|^2 / 2, "logistic",
+            R(h) = mean_i log(1 + exp(-y_i h_i)), or a function ``loss(outputs, targets)
+            -> scalar`` of the scaled outputs (n, o) and the targets (n, o), a mean over
+            points.
         steps: number of optimizer steps.
         lr: learning rate of gradient descent (``batch_size=None``) or SGD on
             F_alpha. Give either ``lr`` or ``optimizer``.
@@ -85,7 +71,7 @@ def train(model, X, y, *, loss: str = "mse", steps: int, lr: float | None = None
         X_test: optional test inputs, measured at every record.
         y_test: test targets (with ``X_test``).
         record_every: steps between records (default: ``steps // 100``, at least 1).
-        params: initial parameters (default: ``model.init(seed, d)``).
+        params: initial parameters (default: ``model.init(seed, d)``, or ``init_fn(seed)``).
         alpha: output scale for a Network or a function (a TwoLayer has its own).
         center: train alpha (f(w) - f(w_0)) instead of alpha f(w); default False for
             a TwoLayer (symmetric initialization already gives f(w_0) = 0), True otherwise.
@@ -94,9 +80,15 @@ def train(model, X, y, *, loss: str = "mse", steps: int, lr: float | None = None
         seed: seed of the initialization and of the SGD data order.
         ntk_points: training points on which the empirical NTK change is measured
             (0 disables it).
+        ntk_every: measure the NTK change every ``ntk_every`` records (and at the last).
+            None: at every record for a TwoLayer or a Network (their NTK is a few Gram
+            matrices), at the last record only for a function (per-example Jacobians of
+            ``ntk_points`` points cost several training steps); NaN where not measured,
+            exactly 0 at step 0.
         record_neurons: keep the neuron positions (a_j, c_j) of a TwoLayer at every record.
         verbose: progress bar; None shows it only on a terminal.
-        dtype: "float64" (default) or "float32".
+        dtype: "float32" or "float64"; None keeps the dtype of given parameters (or of
+            ``init_fn``'s) and is float64 for parameters lazykit draws.
 
     Returns:
         :class:`lazykit.TrajectoryRecord`.
@@ -120,40 +112,98 @@ def train(model, X, y, *, loss: str = "mse", steps: int, lr: float | None = None
         >>> bool(record.sup_deviation() < 0.1)  # lazy: network and tangent model agree
         True
     """
-    dtype = resolve_dtype(dtype)
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {tuple(LOSSES)}; got {loss!r}.")
+    records, diverged = train_runs(
+        model, X, y, [(None, seed)], alpha=alpha, loss=loss, steps=steps, lr=lr,
+        optimizer=optimizer, batch_size=batch_size, tangent=tangent, X_test=X_test, y_test=y_test,
+        record_every=record_every, params=params, center=center, mean_field=mean_field,
+        ntk_points=ntk_points, record_neurons=record_neurons, verbose=verbose, dtype=dtype,
+        ntk_every=ntk_every, batched=False)
+    if diverged:
+        raise TrainingDivergedError(diverged[0][2])
+    return records[0]
+
+
+def train_runs(model, X, y, runs, *, alpha=None, loss, steps, lr, optimizer, batch_size,
+               tangent, X_test, y_test, record_every, params, center, mean_field, ntk_points,
+               record_neurons, verbose, dtype, ntk_every=None, batched=True, label="train"):
+    """Train every (alpha, seed) of ``runs`` (a run's alpha None: ``alpha``, else the model's
+    own); the other arguments are :func:`train`'s. Returns the records (None for a diverged
+    run) and the diverged runs as (alpha, seed, message). ``batched`` stacks the runs under
+    ``jax.vmap`` (one compilation); otherwise there must be one run, trained without vmap."""
+    spec = model_spec(model, params=params, alpha=alpha, center=center)
+    alphas = [spec.alpha if a is None else nonnegative_float(a, "alpha", strict=True)
+              for a, _ in runs]
+    seeds = [s for _, s in runs]
+    if len(set(seeds)) > 1 and not spec.varies_with_seed:
+        raise ValueError(f"cannot vary the initialization over seeds={sorted(set(seeds))}: the "
+                         "model's parameters are fixed (a pair (apply_fn, params) or params=), "
+                         "so every seed would repeat the same run. Give the model as (apply_fn, "
+                         "None, init_fn) with init_fn(seed) -> params, or a single seed.")
+    given = [spec.given_params(s) for s in dict.fromkeys(seeds)]
+    dtype = run_dtype(dtype, given[0])
+    loss_fn = loss_function(loss)
     steps = positive_int(steps, "steps")
     record_every = max(1, steps // 100) if record_every is None else positive_int(
         record_every, "record_every")
     record_every = min(record_every, steps)
-    X, Y = _check_data(X, y, loss, dtype, "X", "y")
+    x, y_arr = _check_data(X, y, loss, dtype, "X", "y", spec.is_lazykit)
     test = None
     if (X_test is None) != (y_test is None):
         raise ValueError("X_test and y_test go together; got only one of them.")
     if X_test is not None:
-        test = _check_data(X_test, y_test, loss, dtype, "X_test", "y_test")
-        check_same_features(X, test[0], "X", "X_test")
+        test = _check_data(X_test, y_test, loss, dtype, "X_test", "y_test", spec.is_lazykit)
+        check_same_shape(x, test[0], "X", "X_test")
     if batch_size is not None:
         batch_size = positive_int(batch_size, "batch_size")
-        if batch_size > X.shape[0]:
+        if batch_size > x.shape[0]:
             raise ValueError(f"batch_size must be at most the number of training points "
-                             f"({X.shape[0]}); got {batch_size}.")
-    lr_eff, unstable = _learning_rate(model, lr, optimizer, mean_field, batch_size is not None)
+                             f"({x.shape[0]}); got {batch_size}.")
+    for a in dict.fromkeys(alphas):
+        run_model = model.replace(alpha=a) if isinstance(model, TwoLayer) else model
+        lr_eff, unstable = _learning_rate(run_model, lr, optimizer, mean_field,
+                                          batch_size is not None)
+    ntk_points = positive_int(ntk_points, "ntk_points", minimum=0)
+    if ntk_every is not None:
+        ntk_every = positive_int(ntk_every, "ntk_every")
+    elif spec.is_lazykit:
+        ntk_every = 1
     with precision(dtype):
-        problem = make_problem(model, X.shape[1], params=params, alpha=alpha, center=center,
-                               seed=seed, dtype=dtype)
-        return _run(problem, X, Y, test, loss=loss, steps=steps, lr_eff=lr_eff,
-                    unstable=unstable, optimizer=optimizer, batch_size=batch_size,
-                    tangent=bool(tangent), record_every=record_every, seed=seed,
-                    ntk_points=positive_int(ntk_points, "ntk_points", minimum=0),
-                    record_neurons=record_neurons, verbose=verbose, dtype=dtype)
+        starts = dict(zip(dict.fromkeys(seeds), given, strict=True))
+        params0 = [spec.initial_params(s, x.shape[1:], dtype, given=starts[s]) for s in seeds]
+        trainer = make_trainer(spec.key, loss_fn, optimizer, tangent=tangent,
+                               center=spec.center, ntk_points=ntk_points,
+                               record_neurons=record_neurons)
+        data = (jnp.asarray(x), jnp.asarray(y_arr))
+        data += (None, None) if test is None else tuple(jnp.asarray(a) for a in test)
+        states = _initial_states(trainer, params0, data[0], alphas, lr_eff, batched)
+        outputs = states.out0 if batched else states.out0[None]
+        if outputs.shape[-1] != y_arr.shape[1]:
+            raise ValueError(f"the model has {outputs.shape[-1]} output(s) but y has "
+                             f"{y_arr.shape[1]} column(s).")
+        rows = np.stack([_batch_indices(x.shape[0], steps, batch_size, s) for s in seeds])
+        on_host = _steps_on_host(apply_function(spec.key), params0[0], data[0])
+        states, measured, diverged = _drive(
+            trainer, states, data, rows if batched else rows[0], steps=steps,
+            record_every=record_every, ntk_every=ntk_every, alphas=alphas, unstable=unstable,
+            tangent=tangent, on_host=on_host, verbose=verbose, label=label, batched=batched)
+    records = []
+    for i, (p0, a) in enumerate(zip(params0, alphas, strict=True)):
+        if i in diverged:
+            records.append(None)
+            continue
+        state = jax.tree_util.tree_map(lambda v, i=i: v[i], states) if batched else states
+        records.append(TrajectoryRecord.from_measurements(
+            jax.tree_util.tree_map(lambda v, i=i: v[i], measured), problem=spec.problem(p0, a),
+            lr=lr_eff, loss=loss, params=state.params,
+            tangent_params=state.tangent_params if tangent else None))
+    messages = [(alphas[i], seeds[i], diverged[i]) for i in sorted(diverged)]
+    return records, messages
 
 
-def _check_data(X, y, loss, dtype, x_name, y_name):
-    X = as_matrix(X, x_name, dtype=dtype)
+def _check_data(X, y, loss, dtype, x_name, y_name, matrix):
+    X = as_inputs(X, x_name, dtype=dtype, matrix=matrix)
     y_arr = as_targets(y, y_name, X.shape[0], x_name, dtype=dtype)
-    if loss == "logistic" and not np.all(np.abs(y_arr) == 1):
+    if isinstance(loss, str) and loss == "logistic" and not np.all(np.abs(y_arr) == 1):
         raise ValueError(f"the logistic loss needs labels -1 or +1 in {y_name}; got values "
                          f"{np.unique(y_arr)[:5]}. Map {{0, 1}} labels with 2 * y - 1.")
     return X, y_arr
@@ -183,171 +233,203 @@ def _learning_rate(model, lr, optimizer, mean_field, batched=False):
     return lr * scale, f"{rule} with lr={lr:g}{width} is unstable"
 
 
-@functools.lru_cache(maxsize=64)
-def _chunk_runner(key, loss, optimizer, center, tangent, batched):
-    """Jitted scan over a chunk of steps of both models (cached: shared across alphas, lrs)."""
-    f, loss_fn = apply_function(key), LOSSES[loss]
-
-    def run(carry, w0, out0, x, y, alpha, batches):
-        if not batched:
-            _, f_lin = jax.linearize(lambda p: as_2d(f(p, x)), w0)
-
-        def objective(out, yb):
-            return loss_fn(out, yb) / alpha**2
-
-        def body(state, idx):
-            w, wbar, s, sbar = state
-            xb, yb, o0 = (x[idx], y[idx], out0[idx]) if batched else (x, y, out0)
-
-            def network(p):
-                out = as_2d(f(p, xb))
-                return objective(alpha * (out - o0 if center else out), yb)
-
-            loss_w, grad = jax.value_and_grad(network)(w)
-            updates, s = optimizer.update(grad, s, w)
-            w = _apply_updates(w, updates)
-            loss_t = jnp.zeros_like(loss_w)
-            if tangent:
-                def linear(p):
-                    delta = tree_sub(p, w0)
-                    if batched:
-                        lin = jax.jvp(lambda q: as_2d(f(q, xb)), (w0,), (delta,))[1]
-                    else:
-                        lin = f_lin(delta)
-                    return objective(alpha * (lin if center else o0 + lin), yb)
-
-                loss_t, grad = jax.value_and_grad(linear)(wbar)
-                updates, sbar = optimizer.update(grad, sbar, wbar)
-                wbar = _apply_updates(wbar, updates)
-            return (w, wbar, s, sbar), jnp.stack([loss_w, loss_t])
-
-        return jax.lax.scan(body, carry, batches)
-
-    return jax.jit(run)
-
-
-def _apply_updates(params, updates):
-    """optax.apply_updates: params + updates, in the parameters' dtype."""
-    return jax.tree_util.tree_map(lambda p, u: (p + u).astype(p.dtype), params, updates)
+class _Compiled(NamedTuple):
+    init: Callable
+    run: Callable
+    step: Callable
+    measured_step: Callable
+    measure: Callable
 
 
 @functools.lru_cache(maxsize=64)
-def _outputs(key):
-    """Jitted f(w, x) as (n, o)."""
-    f = apply_function(key)
-    return jax.jit(lambda w, x: as_2d(f(w, x)))
+def _compiled(trainer, batched, per_run_rows) -> _Compiled:
+    """Jitted functions of a trainer, vmapped over stacked runs if ``batched`` (``per_run_rows``:
+    every run has its own SGD batches)."""
+    if not batched:
+        return _Compiled(*(jax.jit(fn) for fn in (
+            trainer.init, trainer.run, trainer.step, trainer.measured_step, trainer.measure)))
+    rows = 0 if per_run_rows else None
+    return _Compiled(
+        jax.jit(jax.vmap(lambda p, x, a, lr: trainer.init(p, x, alpha=a, lr=lr),
+                         in_axes=(0, None, 0, None))),
+        jax.jit(jax.vmap(trainer.run, in_axes=(0, None, None, rows, None, None, None, None))),
+        jax.jit(jax.vmap(trainer.step, in_axes=(0, None, None, rows))),
+        jax.jit(jax.vmap(trainer.measured_step,
+                         in_axes=(0, None, None, rows, None, None, None))),
+        jax.jit(jax.vmap(trainer.measure, in_axes=(0, None, None, None, None, None))))
 
 
-@functools.lru_cache(maxsize=64)
-def _measurer(key, loss, center, tangent, ntk_points, patterns, neurons):
-    """One jitted function for every measurement of a record (few compilations per run)."""
-    f, loss_fn = apply_function(key), LOSSES[loss]
+def _initial_states(trainer, params0, x, alphas, lr, batched):
+    init = _compiled(trainer, batched, False).init
+    if not batched:
+        return init(params0[0], x, alpha=alphas[0], lr=lr)
+    stacked = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *params0)
+    return init(stacked, x, jnp.asarray(alphas, x.dtype), lr)
 
-    def split(w, wbar, w0, alpha, data):
-        if data is None:
-            return [jnp.nan] * 3
-        x, y, out0 = data
-        out = as_2d(f(w, x))
-        g = alpha * (out - out0 if center else out)
-        if not tangent:
-            return [loss_fn(g, y), jnp.nan, jnp.nan]
-        lin = jax.jvp(lambda q: as_2d(f(q, x)), (w0,), (tree_sub(wbar, w0),))[1]
-        tg = alpha * (lin if center else out0 + lin)
-        return [loss_fn(g, y), loss_fn(tg, y), jnp.sqrt(jnp.mean(jnp.sum((g - tg) ** 2, 1)))]
 
-    def measure(w, wbar, w0, alpha, train, test):
-        values = split(w, wbar, w0, alpha, train) + split(w, wbar, w0, alpha, test)
-        values.append(_movement(w, w0))
-        values.append(_movement(wbar, w0) if tangent else jnp.nan)
-        ntk = empirical_ntk(key, w, train[0][:ntk_points]) if ntk_points else None
-        if patterns:
-            problem = Problem(key, w0, 1.0, False)
-            now = kink_preactivations(problem, w, train[0])
-            then = kink_preactivations(problem, w0, train[0])
-            changed = sum(jnp.sum((u > 0) != (v > 0)) for u, v in zip(now, then, strict=True))
-            values.append(changed / sum(u.size for u in now))
+# Host round trips per run: each updates the progress bar and checks for divergence.
+BLOCKS = 10
+
+
+class _Schedule(NamedTuple):
+    """Chunk r measures the state at step ``starts[r]`` (the NTK change if ``ntk[r]``), then
+    takes ``lengths[r]`` steps; -1 pads the last block (nothing done)."""
+
+    lengths: np.ndarray
+    starts: np.ndarray
+    ntk: np.ndarray
+    per_block: int
+
+
+def _schedule(steps, record_every, ntk_every) -> _Schedule:
+    lengths = [record_every] * (steps // record_every)
+    lengths += ([steps % record_every] if steps % record_every else []) + [0]
+    ntk = np.zeros(len(lengths), bool)
+    ntk[::ntk_every or len(lengths)] = True
+    ntk[-1] = True
+    per_block = -(-len(lengths) // min(len(lengths), BLOCKS))
+    pad = -len(lengths) % per_block
+    lengths = np.asarray(lengths + [-1] * pad, np.int32)
+    starts = np.concatenate([[0], np.cumsum(np.maximum(lengths, 0))[:-1]])
+    return _Schedule(lengths, starts, np.concatenate([ntk, np.zeros(pad, bool)]), per_block)
+
+
+def _drive(trainer, states, data, rows, *, steps, record_every, ntk_every, alphas, unstable,
+           tangent, on_host, verbose, label, batched):
+    """Run the schedule in blocks of records; returns the final states, the measurements
+    (runs, records) as NumPy arrays, and the divergence message of every diverged run (by
+    index). ``on_host``: one jitted step per call instead of a ``lax.scan`` (see
+    :func:`_steps_on_host`)."""
+    plan = _schedule(steps, record_every, ntk_every)
+    offsets = np.minimum(plan.starts[:, None] + np.arange(record_every), steps - 1)
+    chunks = rows[..., offsets, :]  # (runs,) records, record_every, batch
+    per_run = batched and rows.shape[-1] > 0
+    if batched and not per_run:
+        chunks = chunks[0]
+    fns = _compiled(trainer, batched, per_run)
+    blocks, diverged, first = [], {}, None
+    with Progress(steps, label, verbose) as bar:
+        for b in range(0, len(plan.lengths), plan.per_block):
+            part = slice(b, b + plan.per_block)
+            args = (chunks[..., part, :, :], plan.lengths[part], plan.ntk[part])
+            if on_host:
+                states, (objectives, measured) = _host_block(fns, states, data, *args)
+            else:
+                states, (objectives, measured) = fns.run(states, *data[:2], args[0],
+                                                         *data[2:], *args[1:])
+            objectives = np.asarray(objectives, np.float64)
+            measured = jax.tree_util.tree_map(np.asarray, measured)
+            if not batched:
+                objectives, measured = objectives[None], jax.tree_util.tree_map(
+                    lambda v: v[None], measured)
+            first = measured if first is None else first
+            blocks.append(measured)
+            for i, alpha in enumerate(alphas):
+                if i not in diverged:
+                    message = _divergence(objectives[i], measured, i, first, plan.lengths[part],
+                                          plan.starts[part], alpha, unstable, tangent)
+                    if message:
+                        diverged[i] = message
+            bar.update(int(np.maximum(plan.lengths[part], 0).sum()),
+                       postfix=_postfix(measured, plan.lengths[part], len(alphas) - len(diverged)))
+            if len(diverged) == len(alphas):
+                break
+    done = sum(len(m.step[0]) for m in blocks)
+    kept = np.flatnonzero(plan.lengths[:done] >= 0)
+    measured = jax.tree_util.tree_map(lambda *v: np.concatenate(v, axis=1)[:, kept], *blocks)
+    return states, measured, diverged
+
+
+def _host_block(fns, states, data, chunks, lengths, ntk):
+    """What ``run`` computes for a block, with one jitted step (or measurement) per call."""
+    x, y, x_test, y_test = data
+    full = chunks.shape[-1] == 0
+    objectives, records = [], []
+    for r, (length, with_ntk) in enumerate(zip(lengths, ntk, strict=True)):
+        if length < 0:
+            objectives.append(None)
+            records.append(None)
+            continue
+        values = []
+        if length == 0:
+            record = fns.measure(states, x, y, x_test, y_test, with_ntk)
         else:
-            values.append(jnp.nan)
-        dtype = jax.tree_util.tree_leaves(w)[0].dtype
-        positions = key.neurons(w) if neurons else None
-        return jnp.stack([jnp.asarray(v, dtype) for v in values]), ntk, positions
+            batch = None if full else chunks[..., r, 0, :]
+            states, value, record = fns.measured_step(states, x, y, batch, x_test, y_test,
+                                                      with_ntk)
+            values.append(value)
+            for i in range(1, length):
+                states, value = fns.step(states, x, y, None if full else chunks[..., r, i, :])
+                values.append(value)
+        objectives.append(values)
+        records.append(record)
+    objectives, records = jax.device_get((objectives, records))
+    like = next(r for r in records if r is not None)
+    chunk = chunks.shape[-2]
+    table = np.full((len(lengths), *np.shape(like.train_loss), chunk, 2), np.nan)
+    for r, values in enumerate(objectives):
+        for i, value in enumerate(values or ()):
+            table[r, ..., i, :] = value
+    blank = jax.tree_util.tree_map(
+        lambda v: np.full_like(v, -1 if v.dtype.kind == "i" else np.nan), like)
+    records = [blank if r is None else r for r in records]
+    stacked = jax.tree_util.tree_map(lambda *v: np.stack(v), *records)
+    if table.ndim == 4:  # batched: (records, runs, ...) -> (runs, records, ...)
+        table = np.moveaxis(table, 1, 0)
+        stacked = jax.tree_util.tree_map(lambda v: np.moveaxis(v, 1, 0), stacked)
+    return states, (table, stacked)
 
-    return jax.jit(measure)
+
+def _steps_on_host(f, params, x) -> bool:
+    """Whether to step from the host, one jitted step per call: on CPU for models with
+    convolutions. XLA:CPU canonicalizes convolution layouts only in the entry computation
+    (``ConvCanonicalization``), so the gradient convolutions inside a ``lax.scan`` body fall
+    back to an unoptimized loop: a CNN step ran 3-4 times slower in a scan than called
+    directly (float32 and float64, jax 0.10)."""
+    if jax.default_backend() != "cpu":
+        return False
+    return "conv_general_dilated" in str(jax.make_jaxpr(f)(params, x[:1]))
 
 
-def _movement(w, w0):
-    return param_norm(tree_sub(w, w0)) / param_norm(w0)
+def _postfix(measured, lengths, alive):
+    last = np.flatnonzero(lengths >= 0)[-1]
+    if measured.step.shape[0] > 1:
+        return f"{alive} runs"
+    return f"loss {measured.train_loss[0, last]:.3g}"
 
 
-def _run(problem, X, Y, test, *, loss, steps, lr_eff, unstable, optimizer, batch_size, tangent,
-         record_every, seed, ntk_points, record_neurons, verbose, dtype):
-    w0, key = problem.params0, problem.key
-    x, y = jnp.asarray(X), jnp.asarray(Y)
-    xt = None if test is None else jnp.asarray(test[0])
-    # One call for train and test rows: fewer compilations.
-    outs = _outputs(key)(w0, x if xt is None else jnp.concatenate([x, xt]))
-    out0 = outs[:x.shape[0]]
-    if out0.shape[1] != y.shape[1]:
-        raise ValueError(f"the model has {out0.shape[1]} output(s) but y has {y.shape[1]} "
-                         "column(s).")
-    alpha = jnp.asarray(problem.alpha, dtype)
-    opt = default_optimizer() if optimizer is None else optimizer
-    state = opt.init(w0)
-    if optimizer is None:
-        state.hyperparams["learning_rate"] = jnp.asarray(lr_eff, dtype)
-    carry = (w0, w0, state, jax.tree_util.tree_map(lambda v: v, state))
-    runner = _chunk_runner(key, loss, opt, problem.center, tangent, batch_size is not None)
-    train_data = (x, y, out0)
-    test_data = None
-    if test is not None:
-        test_data = (xt, jnp.asarray(test[1]), outs[x.shape[0]:])
-    ntk_points = min(ntk_points, X.shape[0])
-    patterns = bool(jax.eval_shape(lambda p: kink_preactivations(problem, p, x[:1]), w0))
-    keep_neurons = bool(record_neurons) and problem.two_layer is not None
-    ntk0 = []  # the empirical NTK at step 0, set by the first measurement
-    measurer = _measurer(key, loss, problem.center, tangent, ntk_points, patterns, keep_neurons)
-    batches = _batch_indices(X.shape[0], steps, batch_size, seed)
-    rows, positions = [], []
-
-    def measure(step, carry):
-        values, ntk, neurons = measurer(carry[0], carry[1], w0, alpha, train_data, test_data)
-        ntk_change = np.nan
-        if ntk is not None:
-            ntk = np.asarray(ntk, np.float64)
-            if not ntk0:
-                ntk0.append(ntk)
-            ntk_change = np.linalg.norm(ntk - ntk0[0]) / np.linalg.norm(ntk0[0])
-        values = np.asarray(values, np.float64)
-        rows.append([step, *values[:-1], ntk_change, values[-1]])
-        if keep_neurons:
-            positions.append(np.asarray(neurons))
-        _check_finite(rows[-1], step, unstable, rows[0])
-
-    measure(0, carry)
-    done = 0
-    with Progress(steps, "train", verbose) as bar:
-        while done < steps:
-            length = min(record_every, steps - done)
-            chunk = batches[done:done + length]
-            carry, losses = runner(carry, w0, out0, x, y, alpha, chunk)
-            _check_losses(_objective_to_loss(losses, problem.alpha), done, unstable, rows[0])
-            done += length
-            measure(done, carry)
-            bar.update(length, postfix=f"loss {rows[-1][1]:.3g}")
-    return TrajectoryRecord.from_table(
-        np.asarray(rows, dtype=np.float64), problem=problem, lr=lr_eff, loss=loss,
-        params=carry[0], tangent_params=carry[1] if tangent else None,
-        neurons=np.stack(positions) if keep_neurons else None)
+def _divergence(objectives, measured, run, first, lengths, starts, alpha, unstable, tangent):
+    """The divergence message of one run in one block, or None: records in order, each
+    followed by the losses of the steps of its chunk."""
+    columns = 2 if tangent else 1
+    initial = np.array([first.train_loss[run, 0], first.tangent_train_loss[run, 0]])
+    limit = DIVERGENCE_FACTOR * np.maximum(np.nan_to_num(initial), 1e-12)
+    names = ("network", "tangent model")
+    for j, (length, start) in enumerate(zip(lengths, starts, strict=True)):
+        if length < 0:
+            continue
+        values = (measured.train_loss[run, j], measured.tangent_train_loss[run, j])
+        for which in range(columns):
+            if not np.isfinite(values[which]):
+                return _message(int(start), names[which], values[which], initial[which],
+                                unstable)
+        losses = _objective_to_loss(objectives[j, :length, :columns], alpha)
+        bad = ~np.isfinite(losses) | (losses > limit[:columns])
+        if bad.any():
+            k, which = np.argwhere(bad)[0]
+            return _message(int(start + k), names[which], losses[k, which], initial[which],
+                            unstable)
+    return None
 
 
 def _batch_indices(n, steps, batch_size, seed):
     """(steps, batch) row indices; an empty second axis for full-batch gradient descent."""
     if batch_size is None:
-        return jnp.zeros((steps, 0), jnp.int32)
+        return np.zeros((steps, 0), np.int32)
     rng = np.random.default_rng(seed)
     epochs = -(-steps * batch_size // n)
     order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
-    return jnp.asarray(order[:steps * batch_size].reshape(steps, batch_size), jnp.int32)
+    return order[:steps * batch_size].reshape(steps, batch_size).astype(np.int32)
 
 
 # A loss this many times its initial value (or NaN/inf) is a diverged run: gradient
@@ -361,27 +443,8 @@ def _objective_to_loss(objective, alpha):
     return np.asarray(objective, np.float64) * np.square(np.float64(alpha))
 
 
-def _check_losses(losses, start, unstable, first_row):
-    """Raise if a loss R(alpha f) of a chunk is not finite or grew DIVERGENCE_FACTOR-fold."""
-    initial = np.array([first_row[1], first_row[2]])
-    limit = DIVERGENCE_FACTOR * np.maximum(np.nan_to_num(initial), 1e-12)
-    bad = ~np.isfinite(losses) | (losses > limit)
-    if not bad.any():
-        return
-    step, which = np.argwhere(bad)[0]
-    name = "network" if which == 0 else "tangent model"
-    _diverged(int(start + step), name, losses[step, which], initial[which], unstable)
+def _message(step, name, value, initial, unstable):
+    return (f"training diverged at step {step}: the {name}'s loss is {value:.3g} (it was "
+            f"{initial:.3g} at step 0). {unstable}; use a smaller learning rate (for example a "
+            "tenth of it).")
 
-
-def _check_finite(row, step, unstable, first_row):
-    if not np.isfinite(row[1]):
-        _diverged(step, "network", row[1], first_row[1], unstable)
-    if not np.isnan(row[3]) and not np.isfinite(row[2]):
-        _diverged(step, "tangent model", row[2], first_row[2], unstable)
-
-
-def _diverged(step, name, value, initial, unstable):
-    raise TrainingDivergedError(
-        f"training diverged at step {step}: the {name}'s loss is {value:.3g} (it was "
-        f"{initial:.3g} at step 0). {unstable}; use a smaller learning rate (for example a "
-        "tenth of it).")

@@ -10,8 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lazykit._dtypes import precision
-from lazykit._problem import Problem, as_2d, output_of
-from lazykit._validation import as_matrix
+from lazykit._problem import Problem, as_2d, as_inputs, output_of
 from lazykit.tangent import tree_sub
 
 # Columns of the table assembled by lazykit.train, in order.
@@ -40,6 +39,9 @@ class TrajectoryRecord:
       that differ from initialization;
     * ``neurons``: TwoLayer neuron positions (a_j, c_j), shape (records, m, d + 2).
 
+    ``loss`` is the loss as given ("mse", "logistic" or the function); ``loss_name`` its
+    name.
+
     Examples:
         >>> import numpy as np, lazykit
         >>> rng = np.random.default_rng(0)
@@ -67,7 +69,7 @@ class TrajectoryRecord:
     neurons: np.ndarray | None
     alpha: float
     lr: float | None
-    loss: str
+    loss: Any
     params: Any = dataclasses.field(repr=False)
     tangent_params: Any = dataclasses.field(repr=False)
     problem: Problem = dataclasses.field(repr=False)
@@ -81,6 +83,22 @@ class TrajectoryRecord:
         return cls(step=step, time=time, **columns, neurons=neurons, alpha=problem.alpha,
                    lr=lr, loss=loss, params=params, tangent_params=tangent_params,
                    problem=problem)
+
+    @classmethod
+    def from_measurements(cls, measured, *, problem: Problem, lr, loss, params,
+                          tangent_params) -> TrajectoryRecord:
+        """The record of a run from its stacked :class:`lazykit.trainer.Measurement`."""
+        table = np.stack([np.asarray(getattr(measured, name), np.float64) for name in COLUMNS],
+                         axis=1)
+        neurons = None if measured.neurons is None else np.asarray(measured.neurons)
+        return cls.from_table(table, problem=problem, lr=lr, loss=loss, params=params,
+                              tangent_params=tangent_params, neurons=neurons)
+
+    @property
+    def loss_name(self) -> str:
+        """The loss's name: "mse", "logistic", or the name of a loss function."""
+        return self.loss if isinstance(self.loss, str) else getattr(
+            self.loss, "__name__", type(self.loss).__name__)
 
     @property
     def time_label(self) -> str:
@@ -105,8 +123,8 @@ class TrajectoryRecord:
             raise ValueError("this run trained no tangent model (tangent=False).")
         leaves = jax.tree_util.tree_leaves(self.params0)
         dtype = np.dtype(leaves[0].dtype)
-        X = as_matrix(X, "X", dtype=dtype)
         problem = self.problem
+        X = as_inputs(X, "X", dtype=dtype, matrix=problem.is_lazykit)
         with precision(dtype):
             x = jnp.asarray(X)
             out0 = as_2d(problem.f(self.params0, x))
