@@ -312,11 +312,10 @@ def _sensitivity(layers, cross, sq1, sq2, sign, input_dim, step):
     ``sign`` +1 moves near-duplicates apart, -1 near-antipodal pairs.
     """
     n = len(cross)
-    norm = np.sqrt(sq1 * sq2)
-    moved = cross - sign * step * norm
+    moved = cross - sign * step * np.sqrt(sq1) * np.sqrt(sq2)
     both = _propagate_layerwise(layers, np.concatenate([cross, moved, sq1, sq2]),
-                              np.concatenate([sq1, sq1, sq1, sq2]),
-                              np.concatenate([sq2, sq2, sq1, sq2]), input_dim)
+                                np.concatenate([sq1, sq1, sq1, sq2]),
+                                np.concatenate([sq2, sq2, sq1, sq2]), input_dim)
     change = 0.0
     for kernel in both:
         at, away, own1, own2 = (kernel[k * n:(k + 1) * n] for k in range(4))
