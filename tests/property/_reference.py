@@ -50,8 +50,10 @@ def sign_dual(k12, k11, k22):
 def erf_dual(k12, k11, k22, a, b, c):
     a, b, c = mp.mpf(a), mp.mpf(b), mp.mpf(c)
     d1, d2 = 1 + 2 * b * b * k11, 1 + 2 * b * b * k22
-    e = a * a * 2 / mp.pi * mp.asin(2 * b * b * k12 / mp.sqrt(d1 * d2)) + c * c
-    return e, a * a * b * b * 4 / mp.pi / mp.sqrt(d1 * d2 - 4 * b**4 * k12**2)
+    e = a * a * 2 / mp.pi * mp.asin(2 * b * b * k12 / mp.sqrt(d1 * d2))
+    # d1 d2 - 4 b^4 k12^2 expanded, so that 50 digits suffice at variances of 1e300.
+    gap = 1 + 2 * b * b * (k11 + k22) + 4 * b**4 * (k11 * k22 - k12 * k12)
+    return e + c * c, a * a * b * b * 4 / mp.pi / mp.sqrt(gap)
 
 
 def sin_dual(k12, k11, k22, a, b, c):
