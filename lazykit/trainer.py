@@ -402,12 +402,13 @@ def _same(a, b):
 
 
 def _ntk_value(key, state, x, ntk):
-    """The NTK change if ``ntk`` (a bool or a traced bool), else NaN."""
-    if isinstance(ntk, bool):
-        return _ntk_change(key, state, x) if ntk else jnp.nan
+    """The NTK change if ``ntk`` (a bool, or a traced bool), else NaN; 0 without computing
+    anything while the parameters are w_0."""
     dtype = _float_dtype(state.params)
-    return jax.lax.cond(ntk, lambda s: _ntk_change(key, s, x).astype(dtype),
-                        lambda s: jnp.full((), jnp.nan, dtype), state)
+    unmoved = _same(state.params, state.params0)
+    return jax.lax.cond(jnp.asarray(ntk) & ~unmoved,
+                        lambda s: ntk_change(key, s.params, s.ntk0, x).astype(dtype),
+                        lambda s: jnp.where(ntk, 0.0, jnp.nan).astype(dtype), state)
 
 
 def _missing(shape):
@@ -424,11 +425,9 @@ def _movement(w, w0):
     return param_norm(tree_sub(w, w0)) / param_norm(w0)
 
 
-def _ntk_change(key, state, x):
-    """||Theta_t - Theta_0||_F / ||Theta_0||_F; exactly 0 while the parameters are w_0."""
-    ntk = empirical_ntk(key, state.params, x)
-    change = jnp.linalg.norm(ntk - state.ntk0) / jnp.linalg.norm(state.ntk0)
-    return jnp.where(_same(state.params, state.params0), jnp.zeros_like(change), change)
+def ntk_change(key, params, ntk0, x):
+    """||Theta_t - Theta_0||_F / ||Theta_0||_F of the empirical NTK of ``key`` on ``x``."""
+    return jnp.linalg.norm(empirical_ntk(key, params, x) - ntk0) / jnp.linalg.norm(ntk0)
 
 
 def _pattern_change(key, w, w0, x):

@@ -28,6 +28,7 @@ from lazykit._problem import (
 )
 from lazykit._progress import Progress
 from lazykit._validation import nonnegative_float, positive_int
+from lazykit.empirical import empirical_ntk
 from lazykit.models import TwoLayer
 from lazykit.tangent import apply_function
 from lazykit.trainer import default_optimizer, loss_function, make_trainer
@@ -170,8 +171,10 @@ def train_runs(model, X, y, runs, *, alpha=None, loss, steps, lr, optimizer, bat
     with precision(dtype):
         starts = dict(zip(dict.fromkeys(seeds), given, strict=True))
         params0 = [spec.initial_params(s, x.shape[1:], dtype, given=starts[s]) for s in seeds]
+        on_host = _steps_on_host(apply_function(spec.key), params0[0], x)
+        # On the host, the driver measures the NTK itself (outside any jitted branch).
         trainer = make_trainer(spec.key, loss_fn, optimizer, tangent=tangent,
-                               center=spec.center, ntk_points=ntk_points,
+                               center=spec.center, ntk_points=0 if on_host else ntk_points,
                                record_neurons=record_neurons)
         data = (jnp.asarray(x), jnp.asarray(y_arr))
         data += (None, None) if test is None else tuple(jnp.asarray(a) for a in test)
@@ -181,11 +184,15 @@ def train_runs(model, X, y, runs, *, alpha=None, loss, steps, lr, optimizer, bat
             raise ValueError(f"the model has {outputs.shape[-1]} output(s) but y has "
                              f"{y_arr.shape[1]} column(s).")
         rows = np.stack([_batch_indices(x.shape[0], steps, batch_size, s) for s in seeds])
-        on_host = _steps_on_host(apply_function(spec.key), params0[0], data[0])
+        host_ntk = None
+        if on_host and ntk_points:
+            host_ntk = _HostNTK(_ntk_function(spec.key, batched), data[0][:ntk_points])
+            host_ntk = host_ntk._replace(ntk0=host_ntk.fn(states.params0, host_ntk.x))
         states, measured, diverged = _drive(
             trainer, states, data, rows if batched else rows[0], steps=steps,
             record_every=record_every, ntk_every=ntk_every, alphas=alphas, unstable=unstable,
-            tangent=tangent, on_host=on_host, verbose=verbose, label=label, batched=batched)
+            tangent=tangent, on_host=on_host, host_ntk=host_ntk, verbose=verbose, label=label,
+            batched=batched)
     records = []
     for i, (p0, a) in enumerate(zip(params0, alphas, strict=True)):
         if i in diverged:
@@ -295,7 +302,7 @@ def _schedule(steps, record_every, ntk_every) -> _Schedule:
 
 
 def _drive(trainer, states, data, rows, *, steps, record_every, ntk_every, alphas, unstable,
-           tangent, on_host, verbose, label, batched):
+           tangent, on_host, host_ntk, verbose, label, batched):
     """Run the schedule in blocks of records; returns the final states, the measurements
     (runs, records) as NumPy arrays, and the divergence message of every diverged run (by
     index). ``on_host``: one jitted step per call instead of a ``lax.scan`` (see
@@ -313,7 +320,8 @@ def _drive(trainer, states, data, rows, *, steps, record_every, ntk_every, alpha
             part = slice(b, b + plan.per_block)
             args = (chunks[..., part, :, :], plan.lengths[part], plan.ntk[part])
             if on_host:
-                states, (objectives, measured) = _host_block(fns, states, data, *args)
+                states, (objectives, measured) = _host_block(fns, states, data, *args,
+                                                             plan.starts[part], host_ntk)
             else:
                 states, (objectives, measured) = fns.run(states, *data[:2], args[0],
                                                          *data[2:], *args[1:])
@@ -340,40 +348,66 @@ def _drive(trainer, states, data, rows, *, steps, record_every, ntk_every, alpha
     return states, measured, diverged
 
 
-def _host_block(fns, states, data, chunks, lengths, ntk):
-    """What ``run`` computes for a block, with one jitted step (or measurement) per call."""
+class _HostNTK(NamedTuple):
+    """The jitted empirical NTK that the driver evaluates at the top level on the host path,
+    the points it is measured on, and the NTK at w_0."""
+
+    fn: Callable
+    x: jax.Array
+    ntk0: jax.Array | None = None
+
+
+@functools.lru_cache(maxsize=64)
+def _ntk_function(key, batched):
+    def ntk(params, x):
+        return empirical_ntk(key, params, x)
+
+    return jax.jit(jax.vmap(ntk, in_axes=(0, None)) if batched else ntk)
+
+
+def _host_block(fns, states, data, chunks, lengths, ntk, starts, host_ntk):
+    """What ``run`` computes for a block, one jitted call per step: ``measured_step`` for
+    every full-batch step (one compiled program; the measurement between records is
+    dropped), ``step`` for SGD steps between records; the NTK by ``host_ntk``."""
     x, y, x_test, y_test = data
     full = chunks.shape[-1] == 0
-    objectives, records = [], []
+    objectives, records, kernels = [], [], {}
     for r, (length, with_ntk) in enumerate(zip(lengths, ntk, strict=True)):
         if length < 0:
-            objectives.append(None)
+            objectives.append(())
             records.append(None)
             continue
-        values = []
-        if length == 0:
-            record = fns.measure(states, x, y, x_test, y_test, with_ntk)
-        else:
-            batch = None if full else chunks[..., r, 0, :]
-            states, value, record = fns.measured_step(states, x, y, batch, x_test, y_test,
-                                                      with_ntk)
+        if with_ntk and host_ntk is not None and starts[r] > 0:
+            kernels[r] = host_ntk.fn(states.params, host_ntk.x)
+        batch = None if full else chunks[..., r, 0, :]
+        new, value, record = fns.measured_step(states, x, y, batch, x_test, y_test, False)
+        values = [value] if length else []
+        states = new if length else states
+        for i in range(1, length):
+            if full:
+                states, value, _ = fns.measured_step(states, x, y, None, x_test, y_test, False)
+            else:
+                states, value = fns.step(states, x, y, chunks[..., r, i, :])
             values.append(value)
-            for i in range(1, length):
-                states, value = fns.step(states, x, y, None if full else chunks[..., r, i, :])
-                values.append(value)
         objectives.append(values)
         records.append(record)
-    objectives, records = jax.device_get((objectives, records))
+    objectives, records, kernels = jax.device_get((objectives, records, kernels))
     like = next(r for r in records if r is not None)
-    chunk = chunks.shape[-2]
-    table = np.full((len(lengths), *np.shape(like.train_loss), chunk, 2), np.nan)
+    table = np.full((len(lengths), *np.shape(like.train_loss), chunks.shape[-2], 2), np.nan)
     for r, values in enumerate(objectives):
-        for i, value in enumerate(values or ()):
+        for i, value in enumerate(values):
             table[r, ..., i, :] = value
     blank = jax.tree_util.tree_map(
         lambda v: np.full_like(v, -1 if v.dtype.kind == "i" else np.nan), like)
-    records = [blank if r is None else r for r in records]
-    stacked = jax.tree_util.tree_map(lambda *v: np.stack(v), *records)
+    stacked = jax.tree_util.tree_map(lambda *v: np.stack(v),
+                                     *[blank if r is None else r for r in records])
+    if host_ntk is not None:
+        stacked.ntk_change[(ntk & (starts == 0))[:len(records)]] = 0.0
+        ntk0 = np.asarray(host_ntk.ntk0, np.float64)
+        for r, kernel in kernels.items():
+            difference = np.asarray(kernel, np.float64) - ntk0
+            stacked.ntk_change[r] = (np.linalg.norm(difference, axis=(-2, -1))
+                                     / np.linalg.norm(ntk0, axis=(-2, -1)))
     if table.ndim == 4:  # batched: (records, runs, ...) -> (runs, records, ...)
         table = np.moveaxis(table, 1, 0)
         stacked = jax.tree_util.tree_map(lambda v: np.moveaxis(v, 1, 0), stacked)
