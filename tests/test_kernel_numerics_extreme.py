@@ -20,6 +20,7 @@ from lazykit.kernels.recursion import (
     input_state,
     near_duplicate_error,
     near_duplicate_tolerance,
+    plan_near_duplicates,
     propagate,
 )
 from tests.reference import kernel_pair
@@ -202,11 +203,11 @@ def test_no_warning_for_exact_duplicates_or_tracked_layers(rng):
 
 # Through Network.kernel: needs the wiring of the separation into activations.py (dual_with_gap
 # of Erf, Sin, Rbf, Identity), Network.kernel_from_moments (separation=) and
-# kernels/compute.py (input_separation per tile, check_near_duplicates). Until then these
+# kernels/compute.py (input_separation per tile, plan_near_duplicates). Until then these
 # tests are expected to fail (strict), and they turn into plain tests once it is in.
 _WIRED = (hasattr(lazykit.Erf, "dual_with_gap")
           and "separation" in inspect.signature(lazykit.Network.kernel_from_moments).parameters
-          and hasattr(compute, "check_near_duplicates"))
+          and hasattr(compute, "plan_near_duplicates"))
 _needs_wiring = pytest.mark.xfail(not _WIRED, strict=True,
                                   reason="separation not wired into Network.kernel yet")
 
@@ -237,3 +238,21 @@ def test_network_kernel_warns_where_layers_cannot_track(rng):
     x = _near_duplicates(rng, 1e-9)
     with pytest.warns(NearDuplicateWarning, match="near-duplicate"):
         lazykit.mlp(10, activation="sign", W_std=1.0, b_std=0.1).kernel(x)
+
+
+def test_plan_tracks_only_where_it_pays(rng):
+    """The separation is carried where a layer can use it and the network amplifies."""
+    x = _near_duplicates(rng, 1e-9)
+
+    def tracked_mlp(depth, w_std):
+        return [_TrackedErf() if isinstance(layer, lazykit.Erf) else layer
+                for layer in lazykit.mlp(depth, activation="erf", W_std=w_std, b_std=0.1).layers]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NearDuplicateWarning)
+        assert plan_near_duplicates(tracked_mlp(20, 10.0), x)
+        assert not plan_near_duplicates(tracked_mlp(2, 1.5), x)  # nothing to amplify
+        assert not plan_near_duplicates(lazykit.mlp(20, activation="relu").layers, x)
+        assert not plan_near_duplicates(tracked_mlp(20, 10.0), x, diagonal=True)
+    with pytest.warns(NearDuplicateWarning):  # a device path that cannot carry it
+        assert not plan_near_duplicates(tracked_mlp(20, 10.0), x, can_track=False)

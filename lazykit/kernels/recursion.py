@@ -334,11 +334,12 @@ def near_duplicate_error(layers, x1, x2=None, *, diagonal: bool = False, dtype=n
     separation tracking), found by moving it by a larger step h and scaling by
     r / h: linear where the network amplifies moderately, and of the right
     order, O(1), where the amplification saturates. A first pass on the diagonal,
-    at 65 quantiles of the input norms, bounds every pair's error; only when it
-    exceeds :func:`near_duplicate_tolerance` are the near pairs (exact
-    separations from :func:`input_separation`; identical inputs, which are
-    exact, left out) checked, at most ``max_pairs`` of them.
-    ``tracked`` says whether the kernel computation gets the inputs' separation.
+    at 65 quantiles of the input norms, bounds every pair's error
+    (:func:`moment_error_bound`); only when it exceeds
+    :func:`near_duplicate_tolerance` are the near pairs (exact separations from
+    :func:`input_separation`; identical inputs, which are exact, left out)
+    checked, at most ``max_pairs`` of them. ``tracked`` says whether the kernel
+    computation gets the inputs' separation.
 
     Returns:
         (error, pair, count): the largest estimated error (relative to
@@ -350,38 +351,48 @@ def near_duplicate_error(layers, x1, x2=None, *, diagonal: bool = False, dtype=n
     if (diagonal and x2 is None) or (tracked and all(
             getattr(layer, "dual_with_gap", None) for layer in activations)):
         return 0.0, None, 0
+    bound = moment_error_bound(layers, x1, x2, dtype=dtype)
+    if bound <= near_duplicate_tolerance(dtype):
+        return bound, None, 0
     x1 = np.asarray(x1, dtype=np.float64)
     x2 = x1 if x2 is None else np.asarray(x2, dtype=np.float64)
-    d = x1.shape[1]
-    resolution = float(np.finfo(np.dtype(dtype)).eps)
-    step = max(64.0 * float(np.finfo(np.float64).eps), resolution)
-    tolerance = near_duplicate_tolerance(dtype)
-    from lazykit._dtypes import precision
-
-    with precision("float64"):
-        norms = np.unique(np.quantile(np.concatenate([np.einsum("ij,ij->i", x, x)
-                                                      for x in (x1, x2)]),
-                                      np.linspace(0.0, 1.0, 65)))
-        bound = max(float(np.max(_sensitivity(layers, sign * norms, norms, norms, sign, d,
-                                              step))) for sign in (1.0, -1.0))
-        bound *= resolution / step
-        if bound <= tolerance:
-            return bound, None, 0
-        rows, cols, sep = _near_pairs_of(x1, x2, diagonal)
-        if len(rows) == 0:
-            return 0.0, None, 0
-        rows, cols, sep = rows[:max_pairs], cols[:max_pairs], Separation(
-            *(part[:max_pairs] for part in sep))
-        sq1, sq2 = np.einsum("ij,ij->i", x1[rows], x1[rows]), np.einsum(
-            "ij,ij->i", x2[cols], x2[cols])
-        duplicate_like = sep.gap <= sep.anti_gap
-        total = sq1 + sq2
-        cross = np.where(duplicate_like, (total - sep.gap) / 2, (sep.anti_gap - total) / 2)
-        sign = np.where(duplicate_like, 1.0, -1.0)
-        errors = _sensitivity(layers, cross, sq1, sq2, sign, d, step) * (resolution / step)
+    rows, cols, sep = _near_pairs_of(x1, x2, diagonal)
+    rows, cols, sep = rows[:max_pairs], cols[:max_pairs], Separation(
+        *(part[:max_pairs] for part in sep))
+    if len(rows) == 0:
+        return 0.0, None, 0
+    sq1, sq2 = (np.einsum("ij,ij->i", x[index], x[index]) for x, index in ((x1, rows), (x2, cols)))
+    duplicate_like = sep.gap <= sep.anti_gap
+    total = sq1 + sq2
+    cross = np.where(duplicate_like, (total - sep.gap) / 2, (sep.anti_gap - total) / 2)
+    errors = _scaled_sensitivity(layers, cross, sq1, sq2, np.where(duplicate_like, 1.0, -1.0),
+                                 x1.shape[1], dtype)
     worst = int(np.argmax(errors))
     return float(errors[worst]), (int(rows[worst]), int(cols[worst])), int(
-        np.sum(errors > tolerance))
+        np.sum(errors > near_duplicate_tolerance(dtype)))
+
+
+def moment_error_bound(layers, x1, x2=None, *, dtype=np.float64) -> float:
+    """Bound on the error of any near pair's entries when 1 -+ rho comes from the moments.
+
+    The sensitivity of K(x, x') to 1 -+ rho at rho = +-1 times the resolution,
+    on the diagonal at 65 quantiles of the input norms (see :func:`near_duplicate_error`).
+    """
+    sq = np.concatenate([np.einsum("ij,ij->i", x, x) for x in (x1, x1 if x2 is None else x2)])
+    norms = np.unique(np.quantile(np.asarray(sq, dtype=np.float64), np.linspace(0.0, 1.0, 65)))
+    return max(float(np.max(_scaled_sensitivity(layers, sign * norms, norms, norms, sign,
+                                                np.shape(x1)[1], dtype)))
+               for sign in (1.0, -1.0))
+
+
+def _scaled_sensitivity(layers, cross, sq1, sq2, sign, input_dim, dtype):
+    """:func:`_sensitivity` at a step h scaled to the resolution eps of ``dtype`` (float64)."""
+    from lazykit._dtypes import precision
+
+    resolution = float(np.finfo(np.dtype(dtype)).eps)
+    step = max(64.0 * float(np.finfo(np.float64).eps), resolution)
+    with precision("float64"):
+        return _sensitivity(layers, cross, sq1, sq2, sign, input_dim, step) * (resolution / step)
 
 
 def _near_pairs_of(x1, x2, diagonal: bool):
@@ -406,6 +417,31 @@ def _near_pairs_of(x1, x2, diagonal: bool):
     rows = np.concatenate([f[0] for f in found])
     cols = np.concatenate([f[1] for f in found])
     return rows, cols, Separation(*(np.concatenate([f[2][k] for f in found]) for k in range(3)))
+
+
+def plan_near_duplicates(layers, x1, x2=None, *, diagonal: bool = False, dtype=np.float64,
+                         can_track: bool = True, stacklevel: int = 2) -> bool:
+    """Whether a kernel computation should carry the inputs' separation; warns where needed.
+
+    Tracking costs several times the plain erf dual on tiles with near pairs, so
+    it is worth it only where some layer has a ``dual_with_gap`` and the layers
+    amplify the moments' resolution beyond 1e-13 (:func:`moment_error_bound`);
+    ``can_track`` says whether the computation can carry it at all. Then
+    :func:`check_near_duplicates` (``stacklevel`` counted from the caller).
+
+    Examples:
+        >>> import numpy as np, lazykit
+        >>> from lazykit.kernels.recursion import plan_near_duplicates
+        >>> x = np.array([[0.3, -1.2, 0.8], [0.3, -1.2, 0.8 + 1e-12]])
+        >>> plan_near_duplicates(lazykit.mlp(3, activation="relu").layers, x)  # nothing tracks
+        False
+    """
+    track = (can_track and not (diagonal and x2 is None)
+             and any(getattr(layer, "dual_with_gap", None) for layer in layers)
+             and moment_error_bound(layers, x1, x2, dtype=dtype) > 1e-13)
+    check_near_duplicates(layers, x1, x2, diagonal=diagonal, dtype=dtype, tracked=track,
+                          stacklevel=stacklevel + 1)
+    return track
 
 
 def check_near_duplicates(layers, x1, x2=None, *, diagonal: bool = False, dtype=np.float64,
