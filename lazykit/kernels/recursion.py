@@ -380,9 +380,10 @@ def moment_error_bound(layers, x1, x2=None, *, dtype=np.float64) -> float:
     """
     sq = np.concatenate([np.einsum("ij,ij->i", x, x) for x in (x1, x1 if x2 is None else x2)])
     norms = np.unique(np.quantile(np.asarray(sq, dtype=np.float64), np.linspace(0.0, 1.0, 65)))
-    return max(float(np.max(_scaled_sensitivity(layers, sign * norms, norms, norms, sign,
-                                                np.shape(x1)[1], dtype)))
-               for sign in (1.0, -1.0))
+    both = np.concatenate([norms, norms])
+    sign = np.concatenate([np.ones_like(norms), -np.ones_like(norms)])  # rho = 1 and rho = -1
+    return float(np.max(_scaled_sensitivity(layers, sign * both, both, both, sign,
+                                            np.shape(x1)[1], dtype)))
 
 
 def _scaled_sensitivity(layers, cross, sq1, sq2, sign, input_dim, dtype):
