@@ -104,6 +104,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "list":
         return _list()
+    if not isinstance(args.seed, int):  # argparse hands "--seed=--" over as [] unchecked
+        args.error(f"argument --seed: expected an integer from 0 to {MAX_SEED}; "
+                   f"got {args.seed!r}.")
     out = args.out if args.out is not None else pathlib.Path("results") / args.name
     try:
         check_output_folder(out, force=args.force)

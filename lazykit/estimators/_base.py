@@ -40,10 +40,35 @@ MATRIX_FREE = ("cg", "nystrom")
 
 
 def validate_data(estimator, X, y="no_validation", *, reset: bool, **kwargs):
-    """scikit-learn's validate_data (>= 1.6) or BaseEstimator._validate_data (older)."""
-    if _sklearn_validate_data is not None:
-        return _sklearn_validate_data(estimator, X, y, reset=reset, **kwargs)
-    return estimator._validate_data(X, y, reset=reset, **kwargs)  # pragma: no cover
+    """scikit-learn's validate_data (>= 1.6) or BaseEstimator._validate_data (older).
+
+    Its messages ("Expected 2D array", "Found array with 0 sample(s)", ...) do not always
+    say which argument is at fault; they are prefixed with the argument's name here.
+    """
+    try:
+        if _sklearn_validate_data is not None:
+            return _sklearn_validate_data(estimator, X, y, reset=reset, **kwargs)
+        return estimator._validate_data(X, y, reset=reset, **kwargs)  # pragma: no cover
+    except (TypeError, ValueError) as err:
+        name = "y" if _is_about_y(X, y, kwargs.get("dtype")) else "X"
+        if "inconsistent numbers of samples" in str(err):
+            name = "X and y"
+        if str(err).startswith(f"{name} "):
+            raise
+        raise type(err)(f"{name} (argument of {type(estimator).__name__}): {err}") from err
+
+
+def _is_about_y(X, y, dtype) -> bool:
+    """Whether a validation error of (X, y) lies in y: X alone passes scikit-learn's checks."""
+    if isinstance(y, str) and y == "no_validation":
+        return False
+    from sklearn.utils import check_array
+
+    try:
+        check_array(X, dtype=dtype or "numeric")
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def check_times(t, name: str = "t") -> tuple[np.ndarray, bool]:

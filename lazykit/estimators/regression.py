@@ -31,6 +31,9 @@ class _FlowRegressor(RegressorMixin, NeuralKernelModel):
             self
         """
         source, X, y = self._validate_train_inputs(X, y, multi_output=True, y_numeric=True)
+        if not np.issubdtype(np.asarray(y).dtype, np.number):
+            raise ValueError(f"y must hold numbers (regression targets); got an array of dtype "
+                             f"{np.asarray(y).dtype} such as {np.asarray(y).flat[0]!r}.")
         y = np.asarray(y, dtype=np.float64)
         self._single_output = y.ndim == 1
         self._fit_targets(source, X, y.reshape(y.shape[0], -1))
