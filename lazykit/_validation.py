@@ -84,3 +84,27 @@ def finite_float(value, name: str, *, minimum: float | None = None,
 def nonnegative_float(value, name: str, *, strict: bool = False) -> float:
     """Return ``value`` as a finite float >= 0 (> 0 if ``strict``) or raise naming ``name``."""
     return finite_float(value, name, minimum=0, strict=strict)
+
+
+MAX_SEED = 2**32 - 1  # NumPy's seed range (numpy.random.seed)
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """``seed`` as an int in NumPy's seed range 0 .. 2**32 - 1, or a TypeError/ValueError.
+
+    Examples:
+        >>> from lazykit._validation import check_seed
+        >>> check_seed(7)
+        7
+        >>> check_seed(-1)
+        Traceback (most recent call last):
+        ...
+        ValueError: seed must be an integer from 0 to 4294967295 (NumPy's seed range); got -1.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be an integer from 0 to {MAX_SEED} (NumPy's seed range); "
+                        f"got {seed!r} of type {type(seed).__name__}.")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer from 0 to {MAX_SEED} (NumPy's seed range); "
+                         f"got {seed}.")
+    return int(seed)

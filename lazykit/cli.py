@@ -16,8 +16,9 @@ import sys
 import time
 
 from lazykit import __version__
+from lazykit._validation import MAX_SEED, check_seed
 from lazykit.experiments.output import OutputFolderError, check_output_folder, write_output_folder
-from lazykit.experiments.registry import EXPERIMENTS, MAX_SEED, check_seed
+from lazykit.experiments.registry import EXPERIMENTS
 
 INTERRUPTED = 130  # the shell's exit code for a command ended by Ctrl-C (128 + SIGINT)
 

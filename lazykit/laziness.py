@@ -26,7 +26,7 @@ import numpy as np
 
 from lazykit._dtypes import precision, resolve_dtype
 from lazykit._problem import as_2d, as_inputs, as_targets, model_spec
-from lazykit._validation import positive_int
+from lazykit._validation import check_seed, finite_float, positive_int
 from lazykit.tangent import apply_function
 
 
@@ -85,6 +85,8 @@ def laziness(model, params, X, y, *, alpha=None, center=None, max_iter: int = 20
     X = as_inputs(X, "X", dtype=dtype, matrix=spec.is_lazykit)
     y = as_targets(y, "y", X.shape[0], "X", dtype=dtype)
     max_iter = positive_int(max_iter, "max_iter")
+    tol = finite_float(tol, "tol", minimum=0, strict=True)
+    seed = check_seed(seed)
     with precision(dtype):
         problem = spec.problem(spec.initial_params(0, X.shape[1:], dtype))
         w0, x = problem.params0, jnp.asarray(X)

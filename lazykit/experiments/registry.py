@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import numbers
 from collections.abc import Callable
 
+from lazykit._validation import check_seed
+
 SETTINGS = ("quick", "full")
-MAX_SEED = 2**32 - 1  # NumPy's seed range (numpy.random.seed), kept by every experiment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,27 +61,6 @@ def get_experiment(name: str) -> Experiment:
         raise ValueError(f"experiment must be one of {', '.join(sorted(EXPERIMENTS))}; "
                          f"got {name!r}.")
     return EXPERIMENTS[name]
-
-
-def check_seed(seed) -> int:
-    """``seed`` as an int in NumPy's seed range 0 .. 2**32 - 1, or a TypeError/ValueError.
-
-    Examples:
-        >>> from lazykit.experiments.registry import check_seed
-        >>> check_seed(7)
-        7
-        >>> check_seed(-1)
-        Traceback (most recent call last):
-        ...
-        ValueError: seed must be an integer from 0 to 4294967295 (NumPy's seed range); got -1.
-    """
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an integer from 0 to {MAX_SEED} (NumPy's seed range); "
-                        f"got {seed!r} of type {type(seed).__name__}.")
-    if not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be an integer from 0 to {MAX_SEED} (NumPy's seed range); "
-                         f"got {seed}.")
-    return int(seed)
 
 
 def run(name: str, setting: str = "quick", seed: int = 0, progress=None):

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 import lazykit
 from lazykit import experiments
+from lazykit._validation import MAX_SEED
 from lazykit.cli import main
-from lazykit.experiments.registry import EXPERIMENTS, MAX_SEED
+from lazykit.experiments.registry import EXPERIMENTS
 
 NAMES = sorted(EXPERIMENTS)
 WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=20)
