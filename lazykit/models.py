@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lazykit._dtypes import precision
-from lazykit._validation import as_matrix, nonnegative_float, positive_int
+from lazykit._validation import as_matrix, check_seed, nonnegative_float, positive_int
 from lazykit.activations import ABRelu, Activation, Sign, Step, get_activation
 from lazykit.kernels.recursion import Kernel
 from lazykit.network import Dense, Network, serial
@@ -187,8 +187,8 @@ class TwoLayer:
 
 def _numpy_generator(key) -> np.random.Generator:
     """A NumPy generator seeded by an integer or by the data of a JAX PRNG key."""
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        return np.random.default_rng(int(key))
+    if isinstance(key, (int, np.integer, bool)) or not hasattr(key, "dtype"):
+        return np.random.default_rng(check_seed(key, "seed"))
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jax.random.key_data(key)
     return np.random.default_rng(np.asarray(key).astype(np.uint64).ravel().tolist())
