@@ -154,6 +154,7 @@ def train_runs(model, X, y, runs, *, alpha=None, loss, steps, lr, optimizer, bat
     if X_test is not None:
         test = _check_data(X_test, y_test, loss, dtype, "X_test", "y_test", spec.is_lazykit)
         check_same_shape(x, test[0], "X", "X_test")
+    _check_loss(loss_fn, y_arr)
     if batch_size is not None:
         batch_size = positive_int(batch_size, "batch_size")
         if batch_size > x.shape[0]:
@@ -214,6 +215,16 @@ def _check_data(X, y, loss, dtype, x_name, y_name, matrix):
         raise ValueError(f"the logistic loss needs labels -1 or +1 in {y_name}; got values "
                          f"{np.unique(y_arr)[:5]}. Map {{0, 1}} labels with 2 * y - 1.")
     return X, y_arr
+
+
+def _check_loss(loss_fn, y):
+    """A loss must map (outputs, targets) of shape (n, o) to a scalar."""
+    like = jax.ShapeDtypeStruct(y.shape, y.dtype)
+    with precision(y.dtype):
+        shape = jax.eval_shape(loss_fn, like, like).shape
+    if shape != ():
+        raise ValueError(f"loss must return a scalar; loss(outputs, targets) returned shape "
+                         f"{shape} for outputs and targets of shape {y.shape}.")
 
 
 def _learning_rate(model, lr, optimizer, mean_field, batched=False):
