@@ -30,7 +30,7 @@ from lazykit.activations import (
 from lazykit.empirical import empirical_ntk
 from lazykit.interop.neural_tangents import NeuralTangentsKernel, to_neural_tangents
 from lazykit.kernels.compute import InsufficientMemoryError
-from lazykit.kernels.recursion import Kernel
+from lazykit.kernels.recursion import Kernel, NearDuplicateWarning
 from lazykit.laziness import Laziness, laziness
 from lazykit.lazy import SlopeFit, SweepResult, fit_loglog_slope, lazy_sweep
 from lazykit.models import TwoLayer
@@ -91,6 +91,7 @@ __all__ = [
     "NNGPRegressor",
     "NTKClassifier",
     "NTKRegressor",
+    "NearDuplicateWarning",
     "Network",
     "NeuralKernel",
     "NeuralTangentsKernel",

@@ -36,6 +36,9 @@ class Activation:
     """
 
     snaps_correlation = False
+    # Subclasses whose dual can also carry a pair's exact separation (near-duplicate
+    # and near-antipodal inputs) define dual_with_gap(k12, k11, k22, separation);
+    # see lazykit.kernels.recursion.
     # Pre-activation variance at and beyond which the Gaussian expectations of the
     # dual diverge (inf: never); Network.kernel refuses inputs that reach it.
     max_variance = math.inf
@@ -225,6 +228,9 @@ class Erf(_RealParameters):
     def dual(self, k12, k11, k22):
         return duals.erf(k12, k11, k22, a=self.a, b=self.b, c=self.c)
 
+    def dual_with_gap(self, k12, k11, k22, separation):
+        return duals.erf_with_gap(k12, k11, k22, separation, a=self.a, b=self.b, c=self.c)
+
 
 def SigmoidLike() -> Erf:
     """0.5 erf(x / 2.4020563531719796) + 0.5, an erf fit of the logistic sigmoid on [-5, 5].
@@ -278,6 +284,9 @@ class Sin(_RealParameters):
     def dual(self, k12, k11, k22):
         return duals.sin(k12, k11, k22, a=self.a, b=self.b, c=self.c)
 
+    def dual_with_gap(self, k12, k11, k22, separation):
+        return duals.sin_with_gap(k12, k11, k22, separation, a=self.a, b=self.b, c=self.c)
+
 
 def Cos(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Sin:
     """phi(x) = a cos(b x + c), i.e. :class:`Sin` with phase c + pi/2.
@@ -315,6 +324,9 @@ class Rbf(_RealParameters):
 
     def dual(self, k12, k11, k22):
         return duals.rbf(k12, k11, k22, gamma=self.gamma)
+
+    def dual_with_gap(self, k12, k11, k22, separation):
+        return duals.rbf_with_gap(k12, k11, k22, separation, gamma=self.gamma)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -399,6 +411,9 @@ class Identity(Activation):
 
     def dual(self, k12, k11, k22):
         return duals.identity(k12, k11, k22)
+
+    def dual_with_gap(self, k12, k11, k22, separation):
+        return duals.identity_with_gap(k12, k11, k22, separation)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -213,10 +213,15 @@ class Network:
         return self.kernel_from_moments(*moments, x1.shape[1], diagonal=diagonal)
 
     def kernel_from_moments(self, cross, sq1, sq2, input_dim: int, *,
-                            diagonal: bool = False) -> Kernel:
-        """Kernels from raw input moments <x1_i, x2_j>, |x1_i|^2, |x2_j|^2 (jit-compatible)."""
+                            diagonal: bool = False, separation=None) -> Kernel:
+        """Kernels from raw input moments <x1_i, x2_j>, |x1_i|^2, |x2_j|^2 (jit-compatible).
+
+        ``separation``, if given, is the inputs' exact separation
+        (:func:`lazykit.kernels.recursion.input_separation`), which resolves
+        near-duplicate and near-antipodal inputs through erf, sin, rbf and identity layers.
+        """
         state = propagate(self.layers, input_state(cross, sq1, sq2, input_dim,
-                                                   diagonal=diagonal))
+                                                   diagonal=diagonal, separation=separation))
         return Kernel(state.nngp, state.ntk)
 
     def kernel(self, x1, x2=None, *, diagonal: bool = False, dtype=None,

@@ -2,7 +2,6 @@
 items 2 and 6), against the 50-digit mpmath transcription of the recursions
 (tests/reference.py), which takes the float inputs as exact."""
 
-import inspect
 import warnings
 
 import jax.numpy as jnp
@@ -11,7 +10,7 @@ import pytest
 
 import lazykit
 from lazykit._dtypes import precision
-from lazykit.kernels import compute, duals
+from lazykit.kernels import duals
 from lazykit.kernels.recursion import (
     Kernel,
     NearDuplicateWarning,
@@ -201,18 +200,9 @@ def test_no_warning_for_exact_duplicates_or_tracked_layers(rng):
     assert near_duplicate_error(tracked, near, tracked=False)[0] > 1e-3  # moments only
 
 
-# Through Network.kernel: needs the wiring of the separation into activations.py (dual_with_gap
-# of Erf, Sin, Rbf, Identity), Network.kernel_from_moments (separation=) and
-# kernels/compute.py (input_separation per tile, plan_near_duplicates). Until then these
-# tests are expected to fail (strict), and they turn into plain tests once it is in.
-_WIRED = (hasattr(lazykit.Erf, "dual_with_gap")
-          and "separation" in inspect.signature(lazykit.Network.kernel_from_moments).parameters
-          and hasattr(compute, "plan_near_duplicates"))
-_needs_wiring = pytest.mark.xfail(not _WIRED, strict=True,
-                                  reason="separation not wired into Network.kernel yet")
+# Through the public API: Network.kernel carries the separation where it is needed.
 
 
-@_needs_wiring
 def test_network_kernel_resolves_chaotic_near_duplicates(rng):
     """Issue 16 item 6 through the public API: 4.71, not the duplicate's 93.43, and no warning."""
     x = _near_duplicates(rng, 1e-9)
@@ -225,14 +215,12 @@ def test_network_kernel_resolves_chaotic_near_duplicates(rng):
     np.testing.assert_allclose(diagonal.ntk, [k.ntk[0, 1], k.ntk[1, 2]], rtol=1e-12)
 
 
-@_needs_wiring
 def test_network_kernel_antipodal_rows_at_w_std_1e8():
     x = 1e4 * np.stack([ROW, -ROW])
     k = lazykit.mlp(1, activation="erf", W_std=1e8, b_std=0.1).kernel(x)
     _assert_matches_reference(k, x, 1e-13, activation="erf", depth=1, W_std=1e8, b_std=0.1)
 
 
-@_needs_wiring
 def test_network_kernel_warns_where_layers_cannot_track(rng):
     """sign: 1 - rho grows like its square root in every layer; the moments cannot keep up."""
     x = _near_duplicates(rng, 1e-9)

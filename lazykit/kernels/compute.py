@@ -22,7 +22,13 @@ import numpy as np
 
 from lazykit._dtypes import precision, resolve_dtype
 from lazykit._validation import as_matrix, check_same_features, positive_int
-from lazykit.kernels.recursion import Kernel, input_moments, pack
+from lazykit.kernels.recursion import (
+    Kernel,
+    input_moments,
+    input_separation,
+    pack,
+    plan_near_duplicates,
+)
 
 DEFAULT_TILE_SIZE = {"cpu": 1024}
 DEFAULT_ACCELERATOR_TILE_SIZE = 8192
@@ -68,8 +74,9 @@ def default_tile_size() -> int:
 def _from_moments(network, input_dim: int, diagonal: bool):
     """Jitted kernels from raw moments, packed as nngp + i ntk (see recursion.pack)."""
 
-    def fn(cross, sq1, sq2):
-        return pack(*network.kernel_from_moments(cross, sq1, sq2, input_dim, diagonal=diagonal))
+    def fn(cross, sq1, sq2, separation=None):
+        return pack(*network.kernel_from_moments(cross, sq1, sq2, input_dim, diagonal=diagonal,
+                                                 separation=separation))
 
     return jax.jit(fn)
 
@@ -118,13 +125,18 @@ def compute_kernel(network, x1, x2=None, *, diagonal: bool = False, dtype=None,
         x2 = as_matrix(x2, "x2", dtype=dtype)
         check_same_features(x1, x2)
     tile = default_tile_size() if tile_size is None else positive_int(tile_size, "tile_size")
+    devices = jax.devices()
+    # Near-duplicate inputs: the exact separation goes with diagonals and host tiles.
+    track = plan_near_duplicates(
+        network.layers, x1, x2, diagonal=diagonal, dtype=dtype, stacklevel=3,
+        can_track=diagonal or (len(devices) == 1 and devices[0].platform == "cpu"))
     with precision(dtype):
         if diagonal:
-            return _diagonal(network, x1, x2, dtype, tile)
-        return _full(network, x1, x2, dtype, tile)
+            return _diagonal(network, x1, x2, dtype, tile, track)
+        return _full(network, x1, x2, dtype, tile, track)
 
 
-def _diagonal(network, x1, x2, dtype, tile) -> Kernel:
+def _diagonal(network, x1, x2, dtype, tile, track=False) -> Kernel:
     if x2 is not None and x2.shape[0] != x1.shape[0]:
         raise ValueError(f"diagonal=True pairs x1[i] with x2[i], so x1 and x2 need the same "
                          f"number of rows; got {x1.shape[0]} and {x2.shape[0]}.")
@@ -140,11 +152,12 @@ def _diagonal(network, x1, x2, dtype, tile) -> Kernel:
         sq1 = np.einsum("ij,ij->i", a, a)
         sq2 = sq1 if x2 is None else np.einsum("ij,ij->i", b, b)
         cross = sq1 if x2 is None else np.einsum("ij,ij->i", a, b)
-        nngp[rows], ntk[rows] = _unpack(fn(cross, sq1, sq2), dtype)
+        separation = input_separation(a, b, diagonal=True, if_needed=True) if track else None
+        nngp[rows], ntk[rows] = _unpack(fn(cross, sq1, sq2, separation), dtype)
     return Kernel(nngp, ntk)
 
 
-def _full(network, x1, x2, dtype, tile) -> Kernel:
+def _full(network, x1, x2, dtype, tile, track=False) -> Kernel:
     symmetric = x2 is None
     x2 = x1 if symmetric else x2
     n1, n2 = x1.shape[0], x2.shape[0]
@@ -167,8 +180,10 @@ def _full(network, x1, x2, dtype, tile) -> Kernel:
     mirror = symmetric and on_host
     starts1, starts2 = range(0, n1, tile), range(0, n2, tile)
     pairs = [(i, j) for i in starts1 for j in starts2 if not mirror or j >= i]
-    tiles = (_host_tiles if on_host else _device_tiles)(network, x1, x2, symmetric, pairs, tile,
-                                                        dtype, devices)
+    if on_host:
+        tiles = _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, track)
+    else:
+        tiles = _device_tiles(network, x1, x2, symmetric, pairs, tile, dtype, devices)
     if len(pairs) == 1:
         (_, block, _), = tiles
         return Kernel(*block)
@@ -181,12 +196,12 @@ def _full(network, x1, x2, dtype, tile) -> Kernel:
     return out
 
 
-def _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, devices):
+def _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, track):
     """Tiles with NumPy Gram matrices (single CPU device), one dispatch ahead.
 
+    With ``track``, tiles with near-duplicate pairs carry their exact separation.
     Yields ((i, j), (nngp, ntk), transposed blocks for the mirror tile or None).
     """
-    del devices
     sq1 = np.einsum("ij,ij->i", x1, x1)
     sq2 = sq1 if symmetric else np.einsum("ij,ij->i", x2, x2)
     fn = _from_moments(network, x1.shape[1], False)
@@ -203,7 +218,8 @@ def _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, devices):
             np.fill_diagonal(gram, sq1[i:i + tile])  # identical inputs: correlation exactly 1
         else:
             gram = a @ b.T
-        result = fn(gram, sq1[i:i + tile], sq2[j:j + tile])  # dispatched asynchronously
+        separation = input_separation(a, b, gram, if_needed=True) if track else None
+        result = fn(gram, sq1[i:i + tile], sq2[j:j + tile], separation)  # asynchronous
         if pending is not None:
             yield finish(*pending)
         pending = ((i, j), result)
