@@ -244,3 +244,26 @@ def test_plan_tracks_only_where_it_pays(rng):
         assert not plan_near_duplicates(tracked_mlp(20, 10.0), x, diagonal=True)
     with pytest.warns(NearDuplicateWarning):  # a device path that cannot carry it
         assert not plan_near_duplicates(tracked_mlp(20, 10.0), x, can_track=False)
+
+
+def _erf_diagonal_reference(value, depth, w_std):
+    """NNGP and NTK of one input with itself, erf, no bias, by mpmath at 50 digits."""
+    import mpmath
+
+    with mpmath.workdps(50):
+        w2 = mpmath.mpf(w_std) ** 2
+        nngp = ntk = w2 * mpmath.mpf(value) ** 2
+        for _ in range(depth):
+            dot = (4 / mpmath.pi) / mpmath.sqrt(1 + 4 * nngp)
+            nngp = w2 * (2 / mpmath.pi) * mpmath.asin(2 * nngp / (1 + 2 * nngp))
+            ntk = nngp + w2 * dot * ntk
+        return float(nngp), float(ntk)
+
+
+@pytest.mark.parametrize("depth,value", [(1, 1e100), (2, 1e150), (3, 1e153)])
+def test_erf_kernels_past_the_square_root_of_the_float_range(depth, value):
+    """Pre-activation variances beyond 1e154: k11 k22 overflows, the kernel must not."""
+    k = lazykit.mlp(depth, activation="erf", W_std=1.5, b_std=None).kernel([[value]])
+    nngp, ntk = _erf_diagonal_reference(value, depth, 1.5)
+    assert k.nngp[0, 0] == pytest.approx(nngp, rel=1e-12)
+    assert k.ntk[0, 0] == pytest.approx(ntk, rel=1e-12)

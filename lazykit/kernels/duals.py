@@ -87,6 +87,28 @@ def _shifted_determinant(x1, x2, rho_gap):
     return 1.0 + x1 + x2 + x1 * x2 * rho_gap
 
 
+def _root_shifted_determinant(x1, x2, rho_gap):
+    """sqrt of :func:`_shifted_determinant`, also where x1 x2 exceeds the float range.
+
+    For x1, x2 > 1 it is sqrt(x1) sqrt(x2) sqrt(1/(x1 x2) + 1/x1 + 1/x2 + rho_gap): the
+    same sum of non-negative terms, scaled (pre-activation variances beyond 1e154 in float64).
+
+    Examples:
+        >>> from lazykit.kernels.duals import _root_shifted_determinant
+        >>> import jax.numpy as jnp
+        >>> big = jnp.float32(1e30)  # x1 x2 = 1e60 overflows float32
+        >>> round(float(_root_shifted_determinant(big, big, 0.0)) / 1e15, 5)  # sqrt(2e30 + 1)
+        1.41421
+    """
+    big = (x1 > 1.0) & (x2 > 1.0)
+    s1, s2 = jnp.where(big, x1, 1.0), jnp.where(big, x2, 1.0)
+    scaled = jnp.sqrt(s1) * jnp.sqrt(s2) * jnp.sqrt(1.0 / (s1 * s2) + 1.0 / s1 + 1.0 / s2
+                                                    + rho_gap)
+    plain = jnp.sqrt(_shifted_determinant(jnp.where(big, 0.0, x1), jnp.where(big, 0.0, x2),
+                                          rho_gap))
+    return jnp.where(big, scaled, plain)
+
+
 def erf(k12, k11, k22, *, a: float, b: float, c: float):
     """phi(x) = a erf(b x) + c (Williams 1997).
 
@@ -102,7 +124,7 @@ def erf(k12, k11, k22, *, a: float, b: float, c: float):
 def _erf_moments(k12, k11, k22, rho_gap, *, a, b, c):
     """(E[phi phi], E[phi' phi'], arcsine angle, sqrt(D)) of :func:`erf`."""
     b2 = b * b
-    root = jnp.sqrt(_shifted_determinant(2.0 * b2 * k11, 2.0 * b2 * k22, rho_gap))
+    root = _root_shifted_determinant(2.0 * b2 * k11, 2.0 * b2 * k22, rho_gap)
     angle = jnp.arctan2(2.0 * b2 * k12, root)
     return a * a * (2.0 / math.pi) * angle + c * c, a * a * b2 * (4.0 / math.pi) / root, angle, root
 
