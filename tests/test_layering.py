@@ -20,7 +20,7 @@ LAYERS = {
     "lazykit.activations": 3, "lazykit.network": 3, "lazykit.models": 3, "lazykit.interop": 3,
     "lazykit.tangent": 4, "lazykit.empirical": 4, "lazykit.monte_carlo": 4,
     "lazykit._problem": 4,
-    "lazykit.trainer": 5, "lazykit.trajectory": 5, "lazykit.training": 5, "lazykit.laziness": 5,
+    "lazykit.trainer": 5, "lazykit._measure": 5, "lazykit._driver": 5, "lazykit.trajectory": 5, "lazykit.training": 5, "lazykit.laziness": 5,
     "lazykit.lazy": 5, "lazykit.plotting": 5,
     "lazykit.estimators": 6, "lazykit.experiments": 6, "lazykit.cli": 6, "lazykit.__main__": 6,
     "lazykit": 6,
@@ -28,7 +28,8 @@ LAYERS = {
 
 
 def layer_of(module: str) -> int:
-    matches = [prefix for prefix in LAYERS if module == prefix or module.startswith(prefix + ".")]
+    matches = [prefix for prefix in LAYERS
+               if module == prefix or (prefix != "lazykit" and module.startswith(prefix + "."))]
     if not matches:
         raise KeyError(module)
     return LAYERS[max(matches, key=len)]
