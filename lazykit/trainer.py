@@ -6,11 +6,13 @@ model alpha T f(wbar_t) can be compared at every step (Chizat & Bach 2019). With
 constant learning rate, alpha f moves at a speed independent of alpha (the kernel is
 the NTK of the unscaled f), while the parameters move O(1/alpha).
 
-:func:`make_trainer` returns four pure functions over a :class:`TrainState` pytree
-(parameters, optimizer states, w_0, the output scale alpha and the learning rate are
-all arrays in it, so one compilation serves every alpha and learning rate, and a
-stack of states trains under ``jax.vmap``). :func:`lazykit.train` and
-:func:`lazykit.lazy_sweep` are host drivers over them.
+:func:`make_trainer` returns pure functions (``init``, ``step``, ``measure``,
+``measured_step``, ``run``, ``linearize``) over a :class:`TrainState` pytree: the
+parameters, the optimizer states, w_0, the output scale alpha and the learning rate are
+all arrays in it, so one compilation serves every alpha and learning rate, and a stack
+of states trains under ``jax.vmap``. A measurement is a :class:`Measurement` of named
+arrays (lazykit/_measure.py). :func:`lazykit.train` and :func:`lazykit.lazy_sweep` are
+host drivers over them (lazykit/training.py, lazykit/_driver.py).
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lazykit._problem import as_2d, kink_preactivations, model_spec, param_norm
+from lazykit._measure import Measurement, blank, float_dtype, make_measurer, unmoved
+from lazykit._problem import as_2d, model_spec
 from lazykit.empirical import empirical_ntk
 from lazykit.models import TwoLayer
 from lazykit.tangent import apply_function, tree_sub
+
+__all__ = ["Measurement", "TrainState", "Trainer", "default_optimizer", "make_trainer"]
 
 
 def _mse(out, y):
@@ -62,8 +67,9 @@ class TrainState(NamedTuple):
     """Everything a training run carries (a pytree; stack states to train them batched).
 
     ``tangent_params`` and ``tangent_opt_state`` are None without a tangent model;
-    ``ntk0`` is None when ``ntk_points=0``. With the default optimizer the learning
-    rate is ``opt_state.hyperparams["learning_rate"]``.
+    ``ntk0`` is None when ``ntk_points=0``; ``linear`` is None until
+    :attr:`Trainer.linearize` stores the tangent map. With the default optimizer the
+    learning rate is ``opt_state.hyperparams["learning_rate"]``.
     """
 
     step: Any  # steps taken (int32 scalar)
@@ -75,32 +81,7 @@ class TrainState(NamedTuple):
     out0: Any  # f(w_0, x) on the training inputs, (n, o)
     ntk0: Any  # empirical NTK at w_0 on the first ntk_points training inputs
     alpha: Any  # output scale (a scalar array)
-
-
-class Measurement(NamedTuple):
-    """One measurement of a run: named arrays (NaN where not measured).
-
-    Losses are R(alpha f) and R(alpha T f); deviations the root mean square over
-    points of ||alpha f - alpha T f||; movements ||w_t - w_0|| / ||w_0||;
-    ``ntk_change`` ||Theta_t - Theta_0||_F / ||Theta_0||_F; ``pattern_change`` the
-    fraction of ReLU-like activation signs that differ from initialization;
-    ``neurons`` the TwoLayer neuron positions (a_j, c_j) (None unless recorded).
-    Stacked over records (as :meth:`Trainer.run` returns them), every field gains a
-    leading axis.
-    """
-
-    step: Any
-    train_loss: Any
-    tangent_train_loss: Any
-    deviation_train: Any
-    test_loss: Any
-    tangent_test_loss: Any
-    deviation_test: Any
-    param_movement: Any
-    tangent_param_movement: Any
-    ntk_change: Any
-    pattern_change: Any
-    neurons: Any = None
+    linear: Any = None  # the VJP of f(., x) at w_0 on the training inputs (its residuals)
 
 
 class Trainer(NamedTuple):
@@ -111,6 +92,7 @@ class Trainer(NamedTuple):
     measure: Callable
     measured_step: Callable
     run: Callable
+    linearize: Callable
 
 
 def make_trainer(model, loss="mse", optimizer=None, *, tangent: bool = True, center=None,
@@ -138,6 +120,14 @@ def make_trainer(model, loss="mse", optimizer=None, *, tangent: bool = True, cen
       negative length skips the chunk (a NaN measurement with step -1). ``ntk``
       (records,) says which records measure the NTK change. ``objectives`` has shape
       (records, E, 2), NaN past each chunk's length; the measurements are stacked.
+    * ``linearize(state, x) -> TrainState``: stores the tangent map at w_0 on the
+      training inputs (the residuals of one forward pass: the memory of the
+      activations of ``x``); full-batch ``step`` and ``measured_step`` then skip the
+      forward pass at w_0 that a tangent step otherwise repeats (a fifth of its cost
+      on a small CNN).
+
+    Every ``x`` above is the training inputs given to ``init`` (``out0``, and with
+    ``linearize`` the tangent map, belong to them).
 
     All are pure (no host callbacks) and can be jitted and vmapped, e.g.
     ``jax.vmap(trainer.run, in_axes=(0, None, None, None))`` over a stack of states with
@@ -215,7 +205,7 @@ def _build(key, loss_fn, optimizer, tangent, center, ntk_points, neurons, defaul
 
     def init(params, x, *, alpha=None, lr=None):
         params = jax.tree_util.tree_map(jnp.asarray, params)
-        dtype = _float_dtype(params)
+        dtype = float_dtype(params)
         opt_state = opt.init(params)
         if optimizer is None:
             if lr is None:
@@ -260,56 +250,25 @@ def _build(key, loss_fn, optimizer, tangent, center, ntk_points, neurons, defaul
     def jvp_linear(w0, x):
         return lambda delta: jax.jvp(lambda q: outputs(q, x), (w0,), (delta,))[1]
 
+    def full_linear(state, x):
+        """J delta on all training inputs: from the stored tangent map, or a jvp."""
+        if state.linear is None:
+            return jvp_linear(state.params0, x)
+        transposed = jax.linear_transpose(state.linear, state.out0)
+        return lambda delta: transposed((delta,))[0]
+
+    def linearize(state, x):
+        return state._replace(linear=jax.vjp(lambda q: outputs(q, x), state.params0)[1])
+
     def step(state, x, y, batch=None):
-        if batch is not None:
-            x, y, o0 = x[batch], y[batch], state.out0[batch]
-        else:
-            o0 = state.out0
+        if batch is None:
+            return one_step(state, x, y, state.out0, full_linear(state, x))[:2]
+        x, y, o0 = x[batch], y[batch], state.out0[batch]
         return one_step(state, x, y, o0, jvp_linear(state.params0, x))[:2]
 
-    def losses(state, out, lin, o0, y, unmoved):
-        """[R(alpha f), R(alpha T f), deviation] from f(w, x), J (wbar - w_0) and f(w_0, x)."""
-        alpha = state.alpha
-        g = alpha * (out - o0 if center else out)
-        if not tangent:
-            return [loss_fn(g, y), jnp.nan, jnp.nan]
-        tg = alpha * (lin if center else o0 + lin)
-        deviation = jnp.sqrt(jnp.mean(jnp.sum((g - tg) ** 2, 1)))
-        # Both models at w_0 are the same function: exactly 0, whatever the rounding.
-        return [loss_fn(g, y), loss_fn(tg, y), jnp.where(unmoved, 0.0, deviation)]
-
-    def fresh_losses(state, x, y, o0, linear, unmoved):
-        """:func:`losses` with the outputs computed here (o0 None: f(w_0, x) computed too)."""
-        w, w0 = state.params, state.params0
-        out, lin = outputs(w, x), None
-        if tangent:
-            delta = tree_sub(state.tangent_params, w0)
-            if linear is None:
-                base, lin = jax.jvp(lambda q: outputs(q, x), (w0,), (delta,))
-                o0 = base if o0 is None else o0
-            else:
-                lin = linear(delta)
-        if o0 is None:
-            o0 = outputs(w0, x) if center else jnp.zeros_like(out)
-        return losses(state, out, lin, o0, y, unmoved)
-
-    def measurement(state, train, x, x_test, y_test, ntk):
-        """The Measurement of ``state`` whose train losses are ``train``."""
-        w, w0 = state.params, state.params0
-        unmoved = _unmoved(state, tangent)
-        dtype = _float_dtype(w)
-        values = list(train)
-        values += [jnp.nan] * 3 if x_test is None else fresh_losses(state, x_test, y_test,
-                                                                    None, None, unmoved)
-        values += [_movement(w, w0), _movement(state.tangent_params, w0) if tangent else jnp.nan]
-        values.append(_ntk_value(key, state, x[:ntk_points], ntk) if ntk_points else jnp.nan)
-        values.append(_pattern_change(key, w, w0, x))
-        values = [jnp.asarray(v, dtype) for v in values]
-        return Measurement(state.step, *values, neurons=key.neurons(w) if neurons else None)
-
-    def measure_with(state, x, y, x_test, y_test, ntk, linear):
-        train = fresh_losses(state, x, y, state.out0, linear, _unmoved(state, tangent))
-        return measurement(state, train, x, x_test, y_test, ntk)
+    measurer = make_measurer(key, loss_fn, tangent=tangent, center=center,
+                             ntk_points=ntk_points, neurons=neurons)
+    losses, measurement, measure_with = measurer
 
     def measure(state, x, y, x_test=None, y_test=None, ntk=True):
         return measure_with(state, x, y, x_test, y_test, ntk, None)
@@ -317,12 +276,12 @@ def _build(key, loss_fn, optimizer, tangent, center, ntk_points, neurons, defaul
     def fused_step(state, x, y, x_test, y_test, ntk, linear):
         """Full-batch step, with the measurement of the state before it from its outputs."""
         new, value, (out, lin) = one_step(state, x, y, state.out0, linear)
-        train = losses(state, out, lin, state.out0, y, _unmoved(state, tangent))
+        train = losses(state, out, lin, state.out0, y, unmoved(state, tangent))
         return new, value, measurement(state, train, x, x_test, y_test, ntk)
 
     def measured_step(state, x, y, batch=None, x_test=None, y_test=None, ntk=True):
         if batch is None:
-            return fused_step(state, x, y, x_test, y_test, ntk, jvp_linear(state.params0, x))
+            return fused_step(state, x, y, x_test, y_test, ntk, full_linear(state, x))
         record = measure(state, x, y, x_test, y_test, ntk)
         return (*step(state, x, y, batch), record)
 
@@ -334,7 +293,7 @@ def _build(key, loss_fn, optimizer, tangent, center, ntk_points, neurons, defaul
         if width == 0 and tangent:  # gradient descent: linearize once, reuse every step
             linear = jax.linearize(lambda q: outputs(q, x), state.params0)[1]
 
-        empty = jnp.full((chunk, 2), jnp.nan, _float_dtype(state.params))
+        empty = jnp.full((chunk, 2), jnp.nan, float_dtype(state.params))
 
         def full_chunk(state0, rows, length, with_ntk):
             """Gradient descent: at least one step, whose outputs measure ``state0``; a chunk
@@ -351,7 +310,7 @@ def _build(key, loss_fn, optimizer, tangent, center, ntk_points, neurons, defaul
                 0, jnp.maximum(length, 1), body, (state0, empty, zeros))
             moved = length >= 1
             state = jax.tree_util.tree_map(lambda a, b: jnp.where(moved, a, b), state, state0)
-            train = losses(state0, out, lin, state0.out0, y, _unmoved(state0, tangent))
+            train = losses(state0, out, lin, state0.out0, y, unmoved(state0, tangent))
             return (state, jnp.where(moved, objectives, jnp.nan),
                     measurement(state0, train, x, x_test, y_test, with_ntk))
 
@@ -372,7 +331,7 @@ def _build(key, loss_fn, optimizer, tangent, center, ntk_points, neurons, defaul
         def one_chunk(state, inputs):
             def skip(s):
                 record = jax.eval_shape(chunk_fn, s, *inputs)[2]
-                return s, empty, jax.tree_util.tree_map(_blank, record)
+                return s, empty, jax.tree_util.tree_map(blank, record)
 
             state, objectives, record = jax.lax.cond(
                 inputs[1] >= 0, lambda s: chunk_fn(s, *inputs), skip, state)
@@ -380,62 +339,6 @@ def _build(key, loss_fn, optimizer, tangent, center, ntk_points, neurons, defaul
 
         return jax.lax.scan(one_chunk, state, (batches, lengths, ntk))
 
-    return Trainer(init, step, measure, measured_step, run)
+    return Trainer(init, step, measure, measured_step, run, linearize)
 
 
-def _blank(shape):
-    """A NaN (or -1) array of the shape and dtype of ``shape``: a skipped measurement."""
-    return jnp.full(shape.shape, _missing(shape), shape.dtype)
-
-
-def _unmoved(state, tangent):
-    """Whether both models are still at w_0 (as at step 0)."""
-    same = [_same(state.params, state.params0)]
-    if tangent:
-        same.append(_same(state.tangent_params, state.params0))
-    return jnp.all(jnp.stack(same))
-
-
-def _same(a, b):
-    return jnp.all(jnp.stack([jnp.all(u == v) for u, v in zip(
-        jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)]))
-
-
-def _ntk_value(key, state, x, ntk):
-    """The NTK change if ``ntk`` (a bool, or a traced bool), else NaN; 0 without computing
-    anything while the parameters are w_0."""
-    dtype = _float_dtype(state.params)
-    unmoved = _same(state.params, state.params0)
-    return jax.lax.cond(jnp.asarray(ntk) & ~unmoved,
-                        lambda s: ntk_change(key, s.params, s.ntk0, x).astype(dtype),
-                        lambda s: jnp.where(ntk, 0.0, jnp.nan).astype(dtype), state)
-
-
-def _missing(shape):
-    return -1 if jnp.issubdtype(shape.dtype, jnp.integer) else jnp.nan
-
-
-def _float_dtype(params):
-    leaves = [leaf for leaf in jax.tree_util.tree_leaves(params)
-              if jnp.issubdtype(leaf.dtype, jnp.floating)]
-    return jnp.result_type(*leaves) if leaves else jnp.zeros(()).dtype
-
-
-def _movement(w, w0):
-    return param_norm(tree_sub(w, w0)) / param_norm(w0)
-
-
-def ntk_change(key, params, ntk0, x):
-    """||Theta_t - Theta_0||_F / ||Theta_0||_F of the empirical NTK of ``key`` on ``x``."""
-    return jnp.linalg.norm(empirical_ntk(key, params, x) - ntk0) / jnp.linalg.norm(ntk0)
-
-
-def _pattern_change(key, w, w0, x):
-    """Fraction of kinked-activation signs (points x neurons) that differ from w_0 (NaN if
-    the model has none)."""
-    now = kink_preactivations(key, w, x)
-    if not now:
-        return jnp.nan
-    then = kink_preactivations(key, w0, x)
-    changed = sum(jnp.sum((u > 0) != (v > 0)) for u, v in zip(now, then, strict=True))
-    return changed / sum(u.size for u in now)

@@ -2,22 +2,22 @@
 
 :func:`train` validates its arguments and drives the pure functions of
 :func:`lazykit.make_trainer` (lazykit/trainer.py): the steps and the measurements run
-on the device in a few jitted ``lax.scan`` calls (blocks of records); between blocks
-the driver updates the progress bar and checks for divergence. :func:`train_runs`
-does the same for several (alpha, seed) runs at once, stacked and trained under
-``jax.vmap`` with one compilation (:func:`lazykit.lazy_sweep` uses it).
+on the device in a few jitted ``lax.scan`` calls (blocks of records), or, for models with
+convolutions on CPU, one jitted step per call; between blocks the driver
+(lazykit/_driver.py) updates the progress bar and checks for divergence.
+:func:`train_runs` does the same for several (alpha, seed) runs at once, stacked and
+trained under ``jax.vmap`` with one compilation (:func:`lazykit.lazy_sweep` uses it).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lazykit import _driver
 from lazykit._dtypes import precision
 from lazykit._problem import (
     as_inputs,
@@ -26,9 +26,7 @@ from lazykit._problem import (
     model_spec,
     run_dtype,
 )
-from lazykit._progress import Progress
 from lazykit._validation import nonnegative_float, positive_int
-from lazykit.empirical import empirical_ntk
 from lazykit.models import TwoLayer
 from lazykit.tangent import apply_function
 from lazykit.trainer import default_optimizer, loss_function, make_trainer
@@ -172,28 +170,32 @@ def train_runs(model, X, y, runs, *, alpha=None, loss, steps, lr, optimizer, bat
     with precision(dtype):
         starts = dict(zip(dict.fromkeys(seeds), given, strict=True))
         params0 = [spec.initial_params(s, x.shape[1:], dtype, given=starts[s]) for s in seeds]
-        on_host = _steps_on_host(apply_function(spec.key), params0[0], x)
+        on_host = _driver.steps_on_host(apply_function(spec.key), params0[0], x)
         # On the host, the driver measures the NTK itself (outside any jitted branch).
         trainer = make_trainer(spec.key, loss_fn, optimizer, tangent=tangent,
                                center=spec.center, ntk_points=0 if on_host else ntk_points,
                                record_neurons=record_neurons)
         data = (jnp.asarray(x), jnp.asarray(y_arr))
         data += (None, None) if test is None else tuple(jnp.asarray(a) for a in test)
-        states = _initial_states(trainer, params0, data[0], alphas, lr_eff, batched)
+        states = _driver.initial_states(trainer, params0, data[0], alphas, lr_eff, batched,
+                                         on_host)
+        if on_host and tangent and batch_size is None:  # host steps reuse the tangent map
+            states = _driver.compiled(trainer, batched, False, True).linearize(states, data[0])
         outputs = states.out0 if batched else states.out0[None]
         if outputs.shape[-1] != y_arr.shape[1]:
             raise ValueError(f"the model has {outputs.shape[-1]} output(s) but y has "
                              f"{y_arr.shape[1]} column(s).")
-        rows = np.stack([_batch_indices(x.shape[0], steps, batch_size, s) for s in seeds])
+        rows = np.stack([_driver.batch_indices(x.shape[0], steps, batch_size, s) for s in seeds])
         host_ntk = None
         if on_host and ntk_points:
-            host_ntk = _HostNTK(_ntk_function(spec.key, batched), data[0][:ntk_points])
+            host_ntk = _driver.HostNTK(_driver.ntk_function(spec.key, batched),
+                                       data[0][:ntk_points])
             host_ntk = host_ntk._replace(ntk0=host_ntk.fn(states.params0, host_ntk.x))
-        states, measured, diverged = _drive(
+        states, measured, diverged = _driver.drive(
             trainer, states, data, rows if batched else rows[0], steps=steps,
-            record_every=record_every, ntk_every=ntk_every, alphas=alphas, unstable=unstable,
-            tangent=tangent, on_host=on_host, host_ntk=host_ntk, verbose=verbose, label=label,
-            batched=batched)
+            record_every=record_every, ntk_every=ntk_every, alphas=alphas,
+            divergence=functools.partial(_divergence, unstable=unstable, tangent=tangent),
+            on_host=on_host, host_ntk=host_ntk, verbose=verbose, label=label, batched=batched)
     records = []
     for i, (p0, a) in enumerate(zip(params0, alphas, strict=True)):
         if i in diverged:
@@ -251,198 +253,6 @@ def _learning_rate(model, lr, optimizer, mean_field, batched=False):
     return lr * scale, f"{rule} with lr={lr:g}{width} is unstable"
 
 
-class _Compiled(NamedTuple):
-    init: Callable
-    run: Callable
-    step: Callable
-    measured_step: Callable
-    measure: Callable
-
-
-@functools.lru_cache(maxsize=64)
-def _compiled(trainer, batched, per_run_rows) -> _Compiled:
-    """Jitted functions of a trainer, vmapped over stacked runs if ``batched`` (``per_run_rows``:
-    every run has its own SGD batches)."""
-    if not batched:
-        return _Compiled(*(jax.jit(fn) for fn in (
-            trainer.init, trainer.run, trainer.step, trainer.measured_step, trainer.measure)))
-    rows = 0 if per_run_rows else None
-    return _Compiled(
-        jax.jit(jax.vmap(lambda p, x, a, lr: trainer.init(p, x, alpha=a, lr=lr),
-                         in_axes=(0, None, 0, None))),
-        jax.jit(jax.vmap(trainer.run, in_axes=(0, None, None, rows, None, None, None, None))),
-        jax.jit(jax.vmap(trainer.step, in_axes=(0, None, None, rows))),
-        jax.jit(jax.vmap(trainer.measured_step,
-                         in_axes=(0, None, None, rows, None, None, None))),
-        jax.jit(jax.vmap(trainer.measure, in_axes=(0, None, None, None, None, None))))
-
-
-def _initial_states(trainer, params0, x, alphas, lr, batched):
-    init = _compiled(trainer, batched, False).init
-    if not batched:
-        return init(params0[0], x, alpha=alphas[0], lr=lr)
-    stacked = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *params0)
-    return init(stacked, x, jnp.asarray(alphas, x.dtype), lr)
-
-
-# Host round trips per run: each updates the progress bar and checks for divergence.
-BLOCKS = 10
-
-
-class _Schedule(NamedTuple):
-    """Chunk r measures the state at step ``starts[r]`` (the NTK change if ``ntk[r]``), then
-    takes ``lengths[r]`` steps; -1 pads the last block (nothing done)."""
-
-    lengths: np.ndarray
-    starts: np.ndarray
-    ntk: np.ndarray
-    per_block: int
-
-
-def _schedule(steps, record_every, ntk_every) -> _Schedule:
-    lengths = [record_every] * (steps // record_every)
-    lengths += ([steps % record_every] if steps % record_every else []) + [0]
-    ntk = np.zeros(len(lengths), bool)
-    ntk[::ntk_every or len(lengths)] = True
-    ntk[-1] = True
-    per_block = -(-len(lengths) // min(len(lengths), BLOCKS))
-    pad = -len(lengths) % per_block
-    lengths = np.asarray(lengths + [-1] * pad, np.int32)
-    starts = np.concatenate([[0], np.cumsum(np.maximum(lengths, 0))[:-1]])
-    return _Schedule(lengths, starts, np.concatenate([ntk, np.zeros(pad, bool)]), per_block)
-
-
-def _drive(trainer, states, data, rows, *, steps, record_every, ntk_every, alphas, unstable,
-           tangent, on_host, host_ntk, verbose, label, batched):
-    """Run the schedule in blocks of records; returns the final states, the measurements
-    (runs, records) as NumPy arrays, and the divergence message of every diverged run (by
-    index). ``on_host``: one jitted step per call instead of a ``lax.scan`` (see
-    :func:`_steps_on_host`)."""
-    plan = _schedule(steps, record_every, ntk_every)
-    offsets = np.minimum(plan.starts[:, None] + np.arange(record_every), steps - 1)
-    chunks = rows[..., offsets, :]  # (runs,) records, record_every, batch
-    per_run = batched and rows.shape[-1] > 0
-    if batched and not per_run:
-        chunks = chunks[0]
-    fns = _compiled(trainer, batched, per_run)
-    blocks, diverged, first = [], {}, None
-    with Progress(steps, label, verbose) as bar:
-        for b in range(0, len(plan.lengths), plan.per_block):
-            part = slice(b, b + plan.per_block)
-            args = (chunks[..., part, :, :], plan.lengths[part], plan.ntk[part])
-            if on_host:
-                states, (objectives, measured) = _host_block(fns, states, data, *args,
-                                                             plan.starts[part], host_ntk)
-            else:
-                states, (objectives, measured) = fns.run(states, *data[:2], args[0],
-                                                         *data[2:], *args[1:])
-            objectives = np.asarray(objectives, np.float64)
-            measured = jax.tree_util.tree_map(np.asarray, measured)
-            if not batched:
-                objectives, measured = objectives[None], jax.tree_util.tree_map(
-                    lambda v: v[None], measured)
-            first = measured if first is None else first
-            blocks.append(measured)
-            for i, alpha in enumerate(alphas):
-                if i not in diverged:
-                    message = _divergence(objectives[i], measured, i, first, plan.lengths[part],
-                                          plan.starts[part], alpha, unstable, tangent)
-                    if message:
-                        diverged[i] = message
-            bar.update(int(np.maximum(plan.lengths[part], 0).sum()),
-                       postfix=_postfix(measured, plan.lengths[part], len(alphas) - len(diverged)))
-            if len(diverged) == len(alphas):
-                break
-    done = sum(len(m.step[0]) for m in blocks)
-    kept = np.flatnonzero(plan.lengths[:done] >= 0)
-    measured = jax.tree_util.tree_map(lambda *v: np.concatenate(v, axis=1)[:, kept], *blocks)
-    return states, measured, diverged
-
-
-class _HostNTK(NamedTuple):
-    """The jitted empirical NTK that the driver evaluates at the top level on the host path,
-    the points it is measured on, and the NTK at w_0."""
-
-    fn: Callable
-    x: jax.Array
-    ntk0: jax.Array | None = None
-
-
-@functools.lru_cache(maxsize=64)
-def _ntk_function(key, batched):
-    def ntk(params, x):
-        return empirical_ntk(key, params, x)
-
-    return jax.jit(jax.vmap(ntk, in_axes=(0, None)) if batched else ntk)
-
-
-def _host_block(fns, states, data, chunks, lengths, ntk, starts, host_ntk):
-    """What ``run`` computes for a block, one jitted call per step: ``measured_step`` for
-    every full-batch step (one compiled program; the measurement between records is
-    dropped), ``step`` for SGD steps between records; the NTK by ``host_ntk``."""
-    x, y, x_test, y_test = data
-    full = chunks.shape[-1] == 0
-    objectives, records, kernels = [], [], {}
-    for r, (length, with_ntk) in enumerate(zip(lengths, ntk, strict=True)):
-        if length < 0:
-            objectives.append(())
-            records.append(None)
-            continue
-        if with_ntk and host_ntk is not None and starts[r] > 0:
-            kernels[r] = host_ntk.fn(states.params, host_ntk.x)
-        batch = None if full else chunks[..., r, 0, :]
-        new, value, record = fns.measured_step(states, x, y, batch, x_test, y_test, False)
-        values = [value] if length else []
-        states = new if length else states
-        for i in range(1, length):
-            if full:
-                states, value, _ = fns.measured_step(states, x, y, None, x_test, y_test, False)
-            else:
-                states, value = fns.step(states, x, y, chunks[..., r, i, :])
-            values.append(value)
-        objectives.append(values)
-        records.append(record)
-    objectives, records, kernels = jax.device_get((objectives, records, kernels))
-    like = next(r for r in records if r is not None)
-    table = np.full((len(lengths), *np.shape(like.train_loss), chunks.shape[-2], 2), np.nan)
-    for r, values in enumerate(objectives):
-        for i, value in enumerate(values):
-            table[r, ..., i, :] = value
-    blank = jax.tree_util.tree_map(
-        lambda v: np.full_like(v, -1 if v.dtype.kind == "i" else np.nan), like)
-    stacked = jax.tree_util.tree_map(lambda *v: np.stack(v),
-                                     *[blank if r is None else r for r in records])
-    if host_ntk is not None:
-        stacked.ntk_change[(ntk & (starts == 0))[:len(records)]] = 0.0
-        ntk0 = np.asarray(host_ntk.ntk0, np.float64)
-        for r, kernel in kernels.items():
-            difference = np.asarray(kernel, np.float64) - ntk0
-            stacked.ntk_change[r] = (np.linalg.norm(difference, axis=(-2, -1))
-                                     / np.linalg.norm(ntk0, axis=(-2, -1)))
-    if table.ndim == 4:  # batched: (records, runs, ...) -> (runs, records, ...)
-        table = np.moveaxis(table, 1, 0)
-        stacked = jax.tree_util.tree_map(lambda v: np.moveaxis(v, 1, 0), stacked)
-    return states, (table, stacked)
-
-
-def _steps_on_host(f, params, x) -> bool:
-    """Whether to step from the host, one jitted step per call: on CPU for models with
-    convolutions. XLA:CPU canonicalizes convolution layouts only in the entry computation
-    (``ConvCanonicalization``), so the gradient convolutions inside a ``lax.scan`` body fall
-    back to an unoptimized loop: a CNN step ran 3-4 times slower in a scan than called
-    directly (float32 and float64, jax 0.10)."""
-    if jax.default_backend() != "cpu":
-        return False
-    return "conv_general_dilated" in str(jax.make_jaxpr(f)(params, x[:1]))
-
-
-def _postfix(measured, lengths, alive):
-    last = np.flatnonzero(lengths >= 0)[-1]
-    if measured.step.shape[0] > 1:
-        return f"{alive} runs"
-    return f"loss {measured.train_loss[0, last]:.3g}"
-
-
 def _divergence(objectives, measured, run, first, lengths, starts, alpha, unstable, tangent):
     """The divergence message of one run in one block, or None: records in order, each
     followed by the losses of the steps of its chunk."""
@@ -465,16 +275,6 @@ def _divergence(objectives, measured, run, first, lengths, starts, alpha, unstab
             return _message(int(start + k), names[which], losses[k, which], initial[which],
                             unstable)
     return None
-
-
-def _batch_indices(n, steps, batch_size, seed):
-    """(steps, batch) row indices; an empty second axis for full-batch gradient descent."""
-    if batch_size is None:
-        return np.zeros((steps, 0), np.int32)
-    rng = np.random.default_rng(seed)
-    epochs = -(-steps * batch_size // n)
-    order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
-    return order[:steps * batch_size].reshape(steps, batch_size).astype(np.int32)
 
 
 # A loss this many times its initial value (or NaN/inf) is a diverged run: gradient

@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import lazykit
-from lazykit import training
+from lazykit import _driver
 from lazykit._dtypes import precision
 from lazykit.trajectory import COLUMNS
 from tests.teacher import teacher_student
@@ -75,7 +75,7 @@ def test_one_compilation_serves_every_alpha_of_every_sweep(data):
     lazykit.lazy_sweep(model, X, y, alphas=[1.0, 10.0], **kwargs)
     trainer = lazykit.make_trainer(model, "mse", None, tangent=True, center=False,
                                    ntk_points=64, record_neurons=True)
-    run = training._compiled(trainer, True, False).run
+    run = _driver.compiled(trainer, True, False, False).run
     assert run._cache_size() == 1
     other = lazykit.lazy_sweep(model, X, y, alphas=[2.0, 7.0], **kwargs)
     assert run._cache_size() == 1 and len(other.alpha) == 4
@@ -164,7 +164,7 @@ def test_steps_from_the_host_give_the_records_of_the_scan(data, monkeypatch):
         kwargs = dict(steps=10, record_every=4, X_test=Xt, y_test=yt, center=True, **extra)
         scanned = lazykit.train(model, X, y, **kwargs)
         with monkeypatch.context() as patch:
-            patch.setattr(training, "_steps_on_host", lambda *args: True)
+            patch.setattr(_driver, "steps_on_host", lambda *args: True)
             hosted = lazykit.train(model, X, y, **kwargs)
         assert_same_record(hosted, scanned)
 
