@@ -52,9 +52,14 @@ def plot_trajectory(record, axes=None):
     series = [("param_movement", "||w - w0|| / ||w0||"), ("ntk_change", "NTK change (rel.)"),
               ("pattern_change", "ReLU patterns changed")]
     for i, (name, label) in enumerate(series):
-        values = getattr(record, name)
-        if not np.all(np.isnan(values)):
-            ax_move.plot(t, _positive(values), color=f"C{i}", label=label)
+        values = _positive(getattr(record, name))
+        shown = np.isfinite(values) & np.isfinite(t)
+        if shown.any():
+            # Series measured at a few records only (the NTK change of a function) get
+            # markers, their points joined across the records in between.
+            marker = "o" if shown.sum() < 0.5 * np.isfinite(t).sum() or shown.sum() == 1 else None
+            ax_move.plot(t[shown], values[shown], color=f"C{i}", marker=marker, ms=3,
+                         label=label)
     ax_move.set(xscale="log", yscale="log", xlabel=record.time_label,
                 title="how much moved")
     for ax in (ax_loss, ax_dev, ax_move):

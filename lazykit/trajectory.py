@@ -34,7 +34,9 @@ class TrajectoryRecord:
       square over the points of the output difference;
     * ``param_movement``, ``tangent_param_movement``: ||w_t - w_0|| / ||w_0||;
     * ``ntk_change``: ||Theta_t - Theta_0||_F / ||Theta_0||_F of the empirical NTK
-      on the first ``ntk_points`` training points;
+      on the first ``ntk_points`` training points (at every record for a lazykit model,
+      at the first and last for a function unless ``ntk_every`` asks for more; NaN where
+      not measured);
     * ``pattern_change``: fraction of ReLU-like activation signs (points x neurons)
       that differ from initialization;
     * ``neurons``: TwoLayer neuron positions (a_j, c_j), shape (records, m, d + 2).

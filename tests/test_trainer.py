@@ -129,6 +129,13 @@ def test_train_on_images_with_an_init_fn(images):
     with precision("float64"):
         expected = 2.0 * (apply_fn(rec.params, Xt) - apply_fn(rec.params0, Xt))
     np.testing.assert_allclose(rec.predict(Xt), expected, rtol=1e-12)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    lines = {line.get_label(): line for line in rec.plot().axes[2].get_lines()}
+    ntk_line = lines["NTK change (rel.)"]  # the last record only (step 0 is off the log axis)
+    np.testing.assert_allclose(ntk_line.get_ydata(), rec.ntk_change[-1:])
+    assert ntk_line.get_marker() == "o"
     every = lazykit.train(model, X, y, steps=12, lr=1.0, record_every=3, alpha=2.0, seed=1,
                           ntk_every=1)
     assert np.all(np.isfinite(every.ntk_change))
