@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from lazykit._measure import Measurement, blank, float_dtype, make_measurer, unmoved
 from lazykit._problem import as_2d, model_spec
+from lazykit._validation import positive_int
 from lazykit.empirical import empirical_ntk
 from lazykit.models import TwoLayer
 from lazykit.tangent import apply_function, tree_sub
@@ -98,7 +99,8 @@ class Trainer(NamedTuple):
 def make_trainer(model, loss="mse", optimizer=None, *, tangent: bool = True, center=None,
                  ntk_points: int = 64, record_neurons: bool = True) -> Trainer:
     """Pure functions of a network and its tangent model trained side by side on
-    R(alpha f) / alpha^2: ``init``, ``step``, ``measure``, ``measured_step`` and ``run``.
+    R(alpha f) / alpha^2: ``init``, ``step``, ``measure``, ``measured_step``, ``run`` and
+    ``linearize``.
 
     * ``init(params, x, *, alpha=None, lr=None) -> TrainState``: w_0 = ``params``,
       f(w_0, x) and the empirical NTK at w_0 on the training inputs ``x``; ``alpha``
@@ -166,7 +168,8 @@ def make_trainer(model, loss="mse", optimizer=None, *, tangent: bool = True, cen
     """
     spec = model_spec(model, require_params=False)
     return _build(spec.key, loss_function(loss), optimizer, bool(tangent),
-                  spec.center if center is None else bool(center), int(ntk_points),
+                  spec.center if center is None else bool(center),
+                  positive_int(ntk_points, "ntk_points", minimum=0),
                   bool(record_neurons) and isinstance(spec.key, TwoLayer),
                   spec.alpha)
 
@@ -178,9 +181,10 @@ def _cached(build):
     @functools.wraps(build)
     def wrapper(*args):
         try:
-            return cached(*args)
+            hash(args)
         except TypeError:  # an unhashable model or loss: build afresh
             return build(*args)
+        return cached(*args)
 
     return wrapper
 
