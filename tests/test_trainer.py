@@ -160,6 +160,13 @@ def test_lazy_sweep_on_images_equals_train_and_varies_the_seeds(images):
     assert not np.array_equal(sweep.records[0].params0["w"], sweep.records[1].params0["w"])
     kappa = lazykit.laziness(apply_fn, init_fn(0), X, y, alpha=1.0).kappa
     assert sweep.kappa[0] == pytest.approx(kappa, rel=1e-10)
+    # SGD: every run draws its own batches (seeded by its seed), still stacked.
+    sgd = dict(common, batch_size=4, ntk_points=8)
+    sweep = lazykit.lazy_sweep(model, X, y, alphas=[1.0, 10.0], seeds=[0, 3], keep_records=True,
+                               compute_laziness=False, **sgd)
+    for record, alpha, seed in zip(sweep.records, sweep.alpha, sweep.seed, strict=True):
+        assert_same_record(record, lazykit.train(model, X, y, alpha=float(alpha),
+                                                 seed=int(seed), **sgd))
 
 
 def test_steps_from_the_host_give_the_records_of_the_scan(data, monkeypatch):
