@@ -9,8 +9,8 @@ handing LAPACK a matrix that large: for each block row k of width
 
 1. ``dpotrf`` factors the diagonal block, A_kk = U_kk^T U_kk;
 2. ``dtrsm`` solves the block row to its right, U_k,k+ = U_kk^-T A_k,k+;
-3. ``dgemm`` updates the trailing matrix, A_++ -= U_k,+^T U_k,+, tile by tile
-   (upper triangle only, up to the diagonal tiles).
+3. ``dsyrk`` (diagonal tiles, upper triangle) and ``dgemm`` (the others)
+   update the trailing matrix, A_++ -= U_k,+^T U_k,+, tile by tile.
 
 All the floating-point work is in the multithreaded BLAS / LAPACK calls;
 SciPy's wrappers need contiguous operands, so the block row and each trailing
@@ -90,21 +90,34 @@ def cholesky_in_place(f: np.ndarray, block: int = BLOCK) -> int:
 
 
 def _update_trailing(f: np.ndarray, panel: np.ndarray, start: int, block: int) -> None:
-    """f[start:, start:] -= panel^T panel on the upper triangle's tiles (panel: b x (n - start))."""
+    """f[start:, start:] -= panel^T panel on the upper triangle, tile by tile.
+
+    panel: b x (n - start). ``dsyrk`` for the diagonal tiles (their upper
+    triangles only), ``dgemm`` for the others.
+    """
     n = f.shape[0]
-    tile = np.empty((block, block), order="F")
+    buffer = np.empty((block, block), order="F")
     for i in range(start, n, block):
         i_end = min(i + block, n)
         left = panel[:, i - start:i_end - start]
         for j in range(i, n, block):
             j_end = min(j + block, n)
-            target = tile[:i_end - i, :j_end - j]
-            if not target.flags.f_contiguous:
-                target = np.empty((i_end - i, j_end - j), order="F")
-            target[...] = f[i:i_end, j:j_end]
-            _into(target, blas.dgemm(-1.0, left, panel[:, j - start:j_end - start], beta=1.0,
-                                     c=target, trans_a=1, overwrite_c=1))
-            f[i:i_end, j:j_end] = target
+            tile = _tile(buffer, i_end - i, j_end - j)
+            tile[...] = f[i:i_end, j:j_end]
+            if i == j:
+                result = blas.dsyrk(-1.0, left, beta=1.0, c=tile, trans=1, lower=0,
+                                    overwrite_c=1)
+            else:
+                result = blas.dgemm(-1.0, left, panel[:, j - start:j_end - start], beta=1.0,
+                                    c=tile, trans_a=1, overwrite_c=1)
+            _into(tile, result)
+            f[i:i_end, j:j_end] = tile
+
+
+def _tile(buffer: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """A Fortran-contiguous rows x columns array, in ``buffer`` when it can be."""
+    view = buffer[:rows, :columns]
+    return view if view.flags.f_contiguous else np.empty((rows, columns), order="F")
 
 
 def _potrf(a: np.ndarray, offset: int) -> int:
