@@ -34,7 +34,7 @@ HOST_COMPILER_OPTIONS = {"xla_llvm_disable_expensive_passes": True}
 @functools.lru_cache(maxsize=64)
 def compiled(trainer, batched, per_run_rows, host=False) -> Compiled:
     """Jitted functions of a trainer, vmapped over stacked runs if ``batched`` (``per_run_rows``:
-    every run has its own SGD batches); ``host``: compiled for :func:`_host_block`."""
+    every run has its own SGD batches); ``host``: compiled for :func:`host_block`."""
     jit = functools.partial(jax.jit, compiler_options=HOST_COMPILER_OPTIONS if host else None)
     if not batched:
         return Compiled(*(jit(fn) for fn in (
@@ -91,7 +91,7 @@ def drive(trainer, states, data, rows, *, steps, record_every, ntk_every, alphas
     """Run the schedule in blocks of records; returns the final states, the measurements
     (runs, records) as NumPy arrays, and the divergence message of every diverged run (by
     index). ``on_host``: one jitted step per call instead of a ``lax.scan`` (see
-    :func:`_steps_on_host`)."""
+    :func:`steps_on_host`)."""
     plan = schedule(steps, record_every, ntk_every)
     offsets = np.minimum(plan.starts[:, None] + np.arange(record_every), steps - 1)
     chunks = rows[..., offsets, :]  # (runs,) records, record_every, batch

@@ -97,7 +97,8 @@ class Trainer(NamedTuple):
 
 
 def make_trainer(model, loss="mse", optimizer=None, *, tangent: bool = True, center=None,
-                 ntk_points: int = 64, record_neurons: bool = True) -> Trainer:
+                 ntk_points: int = 64, record_neurons: bool = True,
+                 linearize: bool = False) -> Trainer:
     """Pure functions of a network and its tangent model trained side by side on
     R(alpha f) / alpha^2: ``init``, ``step``, ``measure``, ``measured_step``, ``run`` and
     ``linearize``.
@@ -146,6 +147,8 @@ def make_trainer(model, loss="mse", optimizer=None, *, tangent: bool = True, cen
         center: train alpha (f(w) - f(w_0)); default False for a TwoLayer, True otherwise.
         ntk_points: training points on which the empirical NTK change is measured (0: none).
         record_neurons: measure the neuron positions of a TwoLayer.
+        linearize: ``init`` stores the tangent map too (as ``linearize`` would, from the
+            same forward pass).
 
     Returns:
         :class:`Trainer`.
@@ -171,7 +174,7 @@ def make_trainer(model, loss="mse", optimizer=None, *, tangent: bool = True, cen
                   spec.center if center is None else bool(center),
                   positive_int(ntk_points, "ntk_points", minimum=0),
                   bool(record_neurons) and isinstance(spec.key, TwoLayer),
-                  spec.alpha)
+                  spec.alpha, bool(linearize))
 
 
 def _cached(build):
@@ -190,7 +193,8 @@ def _cached(build):
 
 
 @_cached
-def _build(key, loss_fn, optimizer, tangent, center, ntk_points, neurons, default_alpha):
+def _build(key, loss_fn, optimizer, tangent, center, ntk_points, neurons, default_alpha,
+           store_linear):
     f = apply_function(key)
     opt = default_optimizer() if optimizer is None else optimizer
 
@@ -222,12 +226,16 @@ def _build(key, loss_fn, optimizer, tangent, center, ntk_points, neurons, defaul
         copy = jax.tree_util.tree_map(lambda v: v, opt_state)
         x = jnp.asarray(x, dtype)
         ntk0 = empirical_ntk(key, params, x[:ntk_points]) if ntk_points else None
+        if store_linear:
+            out0, linear = jax.vjp(lambda q: outputs(q, x), params)
+        else:
+            out0, linear = outputs(params, x), None
         return TrainState(
             step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
             tangent_params=params if tangent else None,
-            tangent_opt_state=copy if tangent else None, params0=params,
-            out0=outputs(params, x), ntk0=ntk0,
-            alpha=jnp.asarray(default_alpha if alpha is None else alpha, dtype))
+            tangent_opt_state=copy if tangent else None, params0=params, out0=out0,
+            ntk0=ntk0, alpha=jnp.asarray(default_alpha if alpha is None else alpha, dtype),
+            linear=linear)
 
     def one_step(state, xb, yb, o0, linear):
         """Both models' step on the rows xb; also returns f(w, xb) and J (wbar - w_0)."""

@@ -172,15 +172,15 @@ def train_runs(model, X, y, runs, *, alpha=None, loss, steps, lr, optimizer, bat
         params0 = [spec.initial_params(s, x.shape[1:], dtype, given=starts[s]) for s in seeds]
         on_host = _driver.steps_on_host(apply_function(spec.key), params0[0], x)
         # On the host, the driver measures the NTK itself (outside any jitted branch).
+        # Host steps reuse the tangent map, stored by init.
         trainer = make_trainer(spec.key, loss_fn, optimizer, tangent=tangent,
                                center=spec.center, ntk_points=0 if on_host else ntk_points,
-                               record_neurons=record_neurons)
+                               record_neurons=record_neurons,
+                               linearize=on_host and tangent and batch_size is None)
         data = (jnp.asarray(x), jnp.asarray(y_arr))
         data += (None, None) if test is None else tuple(jnp.asarray(a) for a in test)
         states = _driver.initial_states(trainer, params0, data[0], alphas, lr_eff, batched,
                                          on_host)
-        if on_host and tangent and batch_size is None:  # host steps reuse the tangent map
-            states = _driver.compiled(trainer, batched, False, True).linearize(states, data[0])
         outputs = states.out0 if batched else states.out0[None]
         if outputs.shape[-1] != y_arr.shape[1]:
             raise ValueError(f"the model has {outputs.shape[-1]} output(s) but y has "

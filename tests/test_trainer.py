@@ -302,6 +302,19 @@ def test_make_trainer_functions_compose_under_jit_and_vmap(data):
             np.testing.assert_allclose(getattr(fused, name), getattr(again, name), rtol=1e-12,
                                        err_msg=name)
         assert int(new.step) == 9 and objective.shape == (2,)
+        # A stored tangent map (linearize) changes nothing but the cost of a tangent step.
+        assert state.linear is None
+        stored = jax.jit(trainer.linearize)(state, x)
+        from_init = jax.jit(lazykit.make_trainer(model, center=True, linearize=True).init)(
+            params, x, alpha=5.0, lr=10.0)
+        for start in (stored, from_init):
+            moved, value = step(start, x, t)
+            moved, value = step(moved, x, t)  # the second tangent step uses J (wbar - w_0)
+            reference, reference_value = step(step(state, x, t)[0], x, t)
+            np.testing.assert_allclose(value, reference_value, rtol=1e-12)
+            for u, v in zip(jax.tree_util.tree_leaves(moved.tangent_params),
+                            jax.tree_util.tree_leaves(reference.tangent_params), strict=True):
+                np.testing.assert_allclose(u, v, rtol=1e-12)
         # vmap over alphas: one stacked state per alpha.
         states = jax.vmap(lambda a: trainer.init(params, x, alpha=a, lr=10.0))(
             jnp.array([5.0, 50.0]))
