@@ -152,7 +152,7 @@ def test_unconverged_quick_setting_is_detected_and_said(result):
     assert "Notes:" in result.summary_text()
     figure = mf.plot(result)["loss_vs_width"]
     titles = [ax.get_title() for ax in figure.axes]
-    assert all("NOT CONVERGED at m = 8, 16, 64" in title for title in titles)
+    assert all("not converged at m = 8, 16, 64" in title for title in titles)
     assert any("step budget" in text.get_text() for text in figure.texts)
     plt.close("all")
 

@@ -383,9 +383,9 @@ def plot(result: ExperimentResult) -> dict:
         title = f"{act_name} (teacher norm {ACTIVATIONS[act_name]['teacher_norm']:g})"
         falling = still_falling(summary, act_name)
         if falling:
-            title += f"\nNOT CONVERGED at m = {', '.join(map(str, falling))}: loss still falling"
+            title += f"\nnot converged at m = {', '.join(map(str, falling))}"
         ax.set(xscale="log", yscale="log", xlabel="student width m")
-        ax.set_title(title, color="C3" if falling else "black")
+        ax.set_title(title, color="C3" if falling else "black", fontsize="medium")
         ax.set_xticks(widths, [str(w) for w in widths])
         ax.minorticks_off()
         ax.legend(fontsize=8)
