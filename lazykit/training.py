@@ -129,29 +129,17 @@ def train_runs(model, X, y, runs, *, alpha=None, loss, steps, lr, optimizer, bat
     own); the other arguments are :func:`train`'s. Returns the records (None for a diverged
     run) and the diverged runs as (alpha, seed, message). ``batched`` stacks the runs under
     ``jax.vmap`` (one compilation); otherwise there must be one run, trained without vmap."""
-    spec = model_spec(model, params=params, alpha=alpha, center=center)
-    alphas = [spec.alpha if a is None else nonnegative_float(a, "alpha", strict=True)
-              for a, _ in runs]
-    seeds = [s for _, s in runs]
-    if len(set(seeds)) > 1 and not spec.varies_with_seed:
-        raise ValueError(f"cannot vary the initialization over seeds={sorted(set(seeds))}: the "
-                         "model's parameters are fixed (a pair (apply_fn, params) or params=), "
-                         "so every seed would repeat the same run. Give the model as (apply_fn, "
-                         "None, init_fn) with init_fn(seed) -> params, or a single seed.")
-    given = [spec.given_params(s) for s in dict.fromkeys(seeds)]
-    dtype = run_dtype(dtype, given[0])
+    spec, alphas, seeds = _runs(model, runs, params=params, alpha=alpha, center=center)
+    given = dict(zip(dict.fromkeys(seeds), [spec.given_params(s) for s in dict.fromkeys(seeds)],
+                     strict=True))
+    dtype = run_dtype(dtype, next(iter(given.values())))
     loss_fn = loss_function(loss)
     steps = positive_int(steps, "steps")
     record_every = max(1, steps // 100) if record_every is None else positive_int(
         record_every, "record_every")
     record_every = min(record_every, steps)
     x, y_arr = _check_data(X, y, loss, dtype, "X", "y", spec.is_lazykit)
-    test = None
-    if (X_test is None) != (y_test is None):
-        raise ValueError("X_test and y_test go together; got only one of them.")
-    if X_test is not None:
-        test = _check_data(X_test, y_test, loss, dtype, "X_test", "y_test", spec.is_lazykit)
-        check_same_shape(x, test[0], "X", "X_test")
+    data = (x, y_arr, *_test_data(X_test, y_test, x, loss, dtype, spec.is_lazykit))
     _check_loss(loss_fn, y_arr)
     if batch_size is not None:
         batch_size = positive_int(batch_size, "batch_size")
@@ -168,17 +156,15 @@ def train_runs(model, X, y, runs, *, alpha=None, loss, steps, lr, optimizer, bat
     elif spec.is_lazykit:
         ntk_every = 1
     with precision(dtype):
-        starts = dict(zip(dict.fromkeys(seeds), given, strict=True))
-        params0 = [spec.initial_params(s, x.shape[1:], dtype, given=starts[s]) for s in seeds]
+        params0 = [spec.initial_params(s, x.shape[1:], dtype, given=given[s]) for s in seeds]
         on_host = _driver.steps_on_host(apply_function(spec.key), params0[0], x)
-        # On the host, the driver measures the NTK itself (outside any jitted branch).
-        # Host steps reuse the tangent map, stored by init.
+        # On the host, the driver measures the NTK itself (outside any jitted branch), and the
+        # steps reuse the tangent map that init stores.
         trainer = make_trainer(spec.key, loss_fn, optimizer, tangent=tangent,
                                center=spec.center, ntk_points=0 if on_host else ntk_points,
                                record_neurons=record_neurons,
                                linearize=on_host and tangent and batch_size is None)
-        data = (jnp.asarray(x), jnp.asarray(y_arr))
-        data += (None, None) if test is None else tuple(jnp.asarray(a) for a in test)
+        data = tuple(None if a is None else jnp.asarray(a) for a in data)
         states = _driver.initial_states(trainer, params0, data[0], alphas, lr_eff, batched,
                                          on_host)
         outputs = states.out0 if batched else states.out0[None]
@@ -196,18 +182,44 @@ def train_runs(model, X, y, runs, *, alpha=None, loss, steps, lr, optimizer, bat
             record_every=record_every, ntk_every=ntk_every, alphas=alphas,
             divergence=functools.partial(_divergence, unstable=unstable, tangent=tangent),
             on_host=on_host, host_ntk=host_ntk, verbose=verbose, label=label, batched=batched)
-    records = []
-    for i, (p0, a) in enumerate(zip(params0, alphas, strict=True)):
-        if i in diverged:
-            records.append(None)
-            continue
-        state = jax.tree_util.tree_map(lambda v, i=i: v[i], states) if batched else states
-        records.append(TrajectoryRecord.from_measurements(
-            jax.tree_util.tree_map(lambda v, i=i: v[i], measured), problem=spec.problem(p0, a),
-            lr=lr_eff, loss=loss, params=state.params,
-            tangent_params=state.tangent_params if tangent else None))
-    messages = [(alphas[i], seeds[i], diverged[i]) for i in sorted(diverged)]
-    return records, messages
+    records = [None if i in diverged else _record(
+        spec.problem(p0, a), states, measured, i, batched, lr=lr_eff, loss=loss,
+        tangent=tangent) for i, (p0, a) in enumerate(zip(params0, alphas, strict=True))]
+    return records, [(alphas[i], seeds[i], diverged[i]) for i in sorted(diverged)]
+
+
+def _runs(model, runs, *, params, alpha, center):
+    """The model's spec, the alpha and the seed of every run; refuses several seeds that
+    would all start from the same fixed parameters."""
+    spec = model_spec(model, params=params, alpha=alpha, center=center)
+    alphas = [spec.alpha if a is None else nonnegative_float(a, "alpha", strict=True)
+              for a, _ in runs]
+    seeds = [s for _, s in runs]
+    if len(set(seeds)) > 1 and not spec.varies_with_seed:
+        raise ValueError(f"cannot vary the initialization over seeds={sorted(set(seeds))}: the "
+                         "model's parameters are fixed (a pair (apply_fn, params) or params=), "
+                         "so every seed would repeat the same run. Give the model as (apply_fn, "
+                         "None, init_fn) with init_fn(seed) -> params, or a single seed.")
+    return spec, alphas, seeds
+
+
+def _test_data(X_test, y_test, x, loss, dtype, matrix):
+    """(X_test, y_test) checked, or (None, None)."""
+    if (X_test is None) != (y_test is None):
+        raise ValueError("X_test and y_test go together; got only one of them.")
+    if X_test is None:
+        return None, None
+    test = _check_data(X_test, y_test, loss, dtype, "X_test", "y_test", matrix)
+    check_same_shape(x, test[0], "X", "X_test")
+    return test
+
+
+def _record(problem, states, measured, run, batched, *, lr, loss, tangent):
+    """The TrajectoryRecord of run ``run`` of the (stacked, if ``batched``) final states."""
+    state = jax.tree_util.tree_map(lambda v: v[run], states) if batched else states
+    return TrajectoryRecord.from_measurements(
+        jax.tree_util.tree_map(lambda v: v[run], measured), problem=problem, lr=lr, loss=loss,
+        params=state.params, tangent_params=state.tangent_params if tangent else None)
 
 
 def _check_data(X, y, loss, dtype, x_name, y_name, matrix):
