@@ -1,13 +1,13 @@
 """Blocked Cholesky (lazykit.solvers.blocked) against one LAPACK dpotrf, in the same run.
 
-    python benchmarks/cholesky_blocked.py [--n 12000] [--blocks 2048 3072 4096] [--repeats 2]
+    python benchmarks/cholesky_blocked.py [--n 12000] [--blocks 1024 2048 3072 4096] [--repeats 2]
 
 Factors the same SPD matrix (a symmetric random matrix plus n I, float64) by
 one ``dpotrf`` (upper, in place) and by ``cholesky_in_place`` with each block
 width, alternating, and prints the best time of each, the ratio to dpotrf and
-the largest difference between the two factors. n must stay below the size at
-which dpotrf crashes (16,000 on the development machine). Run it on an idle
-machine: it uses every BLAS thread, and takes about 3 n^2 x 8 bytes.
+the largest difference between the two factors. n should stay below the size at
+which dpotrf was seen to crash (16,000). Run it on an idle machine: it uses
+every BLAS thread, and takes about 3 n^2 x 8 bytes.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def blocked(block: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=12000)
-    parser.add_argument("--blocks", type=int, nargs="+", default=[2048, 3072, 4096])
+    parser.add_argument("--blocks", type=int, nargs="+", default=[1024, 2048, 3072, 4096])
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     source = spd_matrix(args.n)

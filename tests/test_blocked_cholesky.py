@@ -26,6 +26,7 @@ def test_blocked_factor_is_scipys(rng, n, block):
     assert blocked.cholesky_in_place(f, block=block) == 0
     expected = scipy.linalg.cholesky(a, lower=False)
     np.testing.assert_allclose(np.triu(f), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    np.testing.assert_array_equal(np.tril(f, -1), np.tril(a, -1))  # in place, upper only
 
 
 def test_c_ordered_matrix_gets_the_lower_factor_through_its_transpose(rng):
@@ -57,11 +58,19 @@ def test_rank_deficient_matrix_is_not_factorized(rng):
     (np.asfortranarray(np.eye(4, dtype=np.float32)), 2, "float64"),
     (np.asfortranarray(np.ones((3, 4))), 2, "square"),
     ([[1.0]], 2, "list"),
+    (np.asfortranarray(np.eye(6))[:4, :4], 2, "f_contiguous=False"),  # a strided view
     (np.asfortranarray(np.eye(4)), 0, "block must be a positive integer"),
 ])
 def test_bad_arguments_are_refused(matrix, block, message):
     with pytest.raises(ValueError, match=message):
         blocked.cholesky_in_place(matrix, block=block)
+
+
+def test_read_only_matrix_is_refused():
+    f = np.asfortranarray(np.eye(4))
+    f.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable=False"):
+        blocked.cholesky_in_place(f)
 
 
 def test_cholesky_solver_by_blocks_matches_the_eigendecomposition(rng, monkeypatch):

@@ -1,60 +1,62 @@
 """Blocked, right-looking Cholesky factorization in place, over BLAS-3 calls on blocks.
 
-SciPy's LAPACK ``dpotrf`` (scipy-openblas 0.3.31, two threads) takes the
-process down with a segmentation fault for every n >= 16,000 on the
-development machine (12,000 passes; with one BLAS thread it passes, at half
-the speed). :func:`cholesky_in_place` gives the same factor without ever
-handing LAPACK a matrix that large: for each block row k of width
-:data:`BLOCK` (far below the crashing size),
+SciPy's multithreaded LAPACK ``dpotrf`` was seen to take the process down
+with a segmentation fault for every n >= 16,000 (scipy-openblas, two
+threads; 12,000 passed, one BLAS thread passed at half the speed).
+:func:`cholesky_in_place` gives the same factor without ever handing LAPACK a
+matrix larger than :data:`BLOCK`: for each block row k,
 
 1. ``dpotrf`` factors the diagonal block, A_kk = U_kk^T U_kk;
-2. ``dtrsm`` solves the block row to its right, U_k,k+ = U_kk^-T A_k,k+;
-3. ``dsyrk`` (diagonal tiles, upper triangle) and ``dgemm`` (the others)
-   update the trailing matrix, A_++ -= U_k,+^T U_k,+, tile by tile.
+2. ``dtrsm`` solves the block row to its right, U_k,+ = U_kk^-T A_k,+;
+3. ``dsyrk`` (diagonal blocks, upper triangle) and ``dgemm`` (the rest of each
+   block row) update the trailing matrix, A_++ -= U_k,+^T U_k,+.
 
-All the floating-point work is in the multithreaded BLAS / LAPACK calls;
-SciPy's wrappers need contiguous operands, so the block row and each trailing
-tile travel through a small Fortran-ordered buffer (2 x BLOCK x n floats at
-most): about n^3 / (3 BLOCK) copied entries against n^3 / 3 multiply-adds.
+The calls go to the same BLAS / LAPACK as ``scipy.linalg.blas`` /
+``scipy.linalg.lapack``, through the C entry points of
+``scipy.linalg.cython_blas`` / ``cython_lapack``, which take a leading
+dimension: every call works on a block of the matrix where it lies, so
+nothing is copied and no workspace is allocated (SciPy's Python wrappers need
+contiguous blocks: copying them through a buffer measured 1.37 x one dpotrf).
 benchmarks/cholesky_blocked.py measures it against one ``dpotrf``.
 
 The factor is the upper one of the Fortran-ordered matrix, A = U^T U, in its
 upper triangle, as ``dpotrf(lower=0, clean=0)`` leaves it: ``dpocon`` /
-``dpotrs`` with ``uplo="U"`` take it as it is. The strictly lower triangle is
-left as workspace (not the input). For a C-ordered symmetric matrix ``a``,
-``a.T`` is that Fortran-ordered matrix: ``a`` then holds L = U^T in its lower
-triangle.
+``dpotrs`` with ``uplo="U"`` take it as it is, and the strictly lower triangle
+is not touched. For a C-ordered symmetric matrix ``a``, ``a.T`` is that
+Fortran-ordered matrix: ``a`` then holds L = U^T in its lower triangle.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+
 import numpy as np
-from scipy.linalg import blas, lapack
+import scipy.linalg.lapack
+from scipy.linalg import cython_blas, cython_lapack
 
-BLOCK = 4096
-"""Block width: the largest block LAPACK factors at once; chosen by
-benchmarks/cholesky_blocked.py (within a few percent of one dpotrf at n = 12,000)."""
+BLOCK = 2048
+"""Block order: the largest matrix LAPACK factors at once. Chosen by
+benchmarks/cholesky_blocked.py (docs/benchmarks.md): as fast as one dpotrf
+at n = 12,000, far below the size where dpotrf crashed."""
 
-
-def workspace_bytes(n: int, block: int = BLOCK) -> int:
-    """Bytes of the buffers :func:`cholesky_in_place` allocates besides the matrix."""
-    width = min(n, block)
-    return 0 if n <= block else (width * n + width * width) * 8
+_INT_MAX = 2**31 - 1  # SciPy's BLAS / LAPACK take 32-bit integers
 
 
 def cholesky_in_place(f: np.ndarray, block: int = BLOCK) -> int:
     """Factor the Fortran-ordered float64 SPD matrix ``f`` = U^T U in place; return LAPACK's info.
 
     Only the upper triangle of ``f`` is read, and U overwrites it. A matrix of
-    order at most ``block`` goes to one ``dpotrf`` call.
+    order at most ``block`` is one ``dpotrf`` call.
 
     Args:
-        f: square, Fortran-ordered (``f.flags.f_contiguous``), float64, writeable.
-        block: block width.
+        f: square, Fortran-ordered (``f.flags.f_contiguous``), float64,
+            writeable matrix.
+        block: block order, a positive integer.
 
     Returns:
         0 on success; i > 0 if the leading minor of order i is not positive
-        definite (as ``dpotrf``; ``f`` is then partly overwritten).
+        definite, as ``dpotrf`` (``f`` is then partly overwritten).
 
     Raises:
         ValueError: ``f`` is not a square Fortran-ordered writeable float64
@@ -70,79 +72,107 @@ def cholesky_in_place(f: np.ndarray, block: int = BLOCK) -> int:
         >>> u = np.triu(f)
         >>> bool(np.allclose(u.T @ u, a))
         True
+        >>> bad = np.asfortranarray(np.diag([1.0, -1.0, 2.0]))
+        >>> cholesky_in_place(bad, block=2)  # the leading minor of order 2
+        2
     """
     n = _check(f, block)
-    if n <= block:
-        return _potrf(f, 0)
+    if n == 0:
+        return 0
+    routines = _routines()
+    if routines is None:  # pragma: no cover - a SciPy without its Cython BLAS capsules
+        return _potrf_whole(f)
+    blocks = _Blocks(f)
     for k in range(0, n, block):
         end = min(k + block, n)
-        row = np.array(f[k:end, k:], order="F")  # [A_kk | A_k,k+]
-        info = _potrf(row[:, :end - k], k)
-        if info:
-            return info
-        if end < n:
-            _into(row[:, end - k:], blas.dtrsm(1.0, row[:, :end - k], row[:, end - k:], side=0,
-                                               lower=0, trans_a=1, diag=0, overwrite_b=1))
-        f[k:end, k:] = row
-        if end < n:
-            _update_trailing(f, row[:, end - k:], end, block)
+        info = ctypes.c_int(0)
+        routines.potrf(b"U", _int(end - k), blocks.at(k, k), blocks.ld, ctypes.byref(info))
+        if info.value:
+            return k + info.value if info.value > 0 else _invalid("dpotrf", info.value)
+        if end == n:
+            break
+        routines.trsm(b"L", b"U", b"T", b"N", _int(end - k), _int(n - end), _ONE, blocks.at(k, k),
+                    blocks.ld, blocks.at(k, end), blocks.ld)
+        for row in range(end, n, block):  # A_++ -= U_k,+^T U_k,+, block row by block row
+            row_end = min(row + block, n)
+            routines.syrk(b"U", b"T", _int(row_end - row), _int(end - k), _MINUS_ONE,
+                        blocks.at(k, row), blocks.ld, _ONE, blocks.at(row, row), blocks.ld)
+            if row_end < n:
+                routines.gemm(b"T", b"N", _int(row_end - row), _int(n - row_end), _int(end - k),
+                            _MINUS_ONE, blocks.at(k, row), blocks.ld, blocks.at(k, row_end),
+                            blocks.ld, _ONE, blocks.at(row, row_end), blocks.ld)
     return 0
 
 
-def _update_trailing(f: np.ndarray, panel: np.ndarray, start: int, block: int) -> None:
-    """f[start:, start:] -= panel^T panel on the upper triangle, tile by tile.
+class _Blocks:
+    """Addresses of the blocks of a Fortran-ordered float64 matrix, and its leading dimension."""
 
-    panel: b x (n - start). ``dsyrk`` for the diagonal tiles (their upper
-    triangles only), ``dgemm`` for the others.
+    def __init__(self, f: np.ndarray):
+        self.base, self.n = f.ctypes.data, f.shape[0]
+        self.ld = _int(self.n)
+
+    def at(self, row: int, column: int) -> int:
+        return self.base + 8 * (row + column * self.n)
+
+
+def _int(value: int):
+    return ctypes.byref(ctypes.c_int(value))
+
+
+_ONE = ctypes.byref(ctypes.c_double(1.0))
+_MINUS_ONE = ctypes.byref(ctypes.c_double(-1.0))
+
+
+@functools.cache
+def _routines():
+    """dpotrf, dtrsm, dsyrk, dgemm: SciPy's C entry points (capsules of its Cython modules).
+
+    None if this SciPy does not export them (then one dpotrf does the work).
     """
-    n = f.shape[0]
-    buffer = np.empty((block, block), order="F")
-    for i in range(start, n, block):
-        i_end = min(i + block, n)
-        left = panel[:, i - start:i_end - start]
-        for j in range(i, n, block):
-            j_end = min(j + block, n)
-            tile = _tile(buffer, i_end - i, j_end - j)
-            tile[...] = f[i:i_end, j:j_end]
-            if i == j:
-                result = blas.dsyrk(-1.0, left, beta=1.0, c=tile, trans=1, lower=0,
-                                    overwrite_c=1)
-            else:
-                result = blas.dgemm(-1.0, left, panel[:, j - start:j_end - start], beta=1.0,
-                                    c=tile, trans_a=1, overwrite_c=1)
-            _into(tile, result)
-            f[i:i_end, j:j_end] = tile
+    if not all(hasattr(module, "__pyx_capi__") for module in (cython_blas, cython_lapack)):
+        return None  # pragma: no cover
+    name = ctypes.pythonapi.PyCapsule_GetName
+    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    pointer.restype, pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    char, integer, double = ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_void_p
+
+    def routine(module, routine_name, *argtypes):
+        capsule = module.__pyx_capi__[routine_name]
+        return ctypes.CFUNCTYPE(None, *argtypes)(pointer(capsule, name(capsule)))
+
+    class Routines:
+        potrf = routine(cython_lapack, "dpotrf", char, integer, double, integer, integer)
+        trsm = routine(cython_blas, "dtrsm", char, char, char, char, integer, integer, double,
+                       double, integer, double, integer)
+        syrk = routine(cython_blas, "dsyrk", char, char, integer, integer, double, double,
+                       integer, double, double, integer)
+        gemm = routine(cython_blas, "dgemm", char, char, integer, integer, integer, double,
+                       double, integer, double, integer, double, double, integer)
+
+    return Routines
 
 
-def _tile(buffer: np.ndarray, rows: int, columns: int) -> np.ndarray:
-    """A Fortran-contiguous rows x columns array, in ``buffer`` when it can be."""
-    view = buffer[:rows, :columns]
-    return view if view.flags.f_contiguous else np.empty((rows, columns), order="F")
+def _potrf_whole(f: np.ndarray) -> int:  # pragma: no cover - see _routines
+    _, info = scipy.linalg.lapack.dpotrf(f, lower=0, clean=0, overwrite_a=1)
+    return info if info >= 0 else _invalid("dpotrf", info)
 
 
-def _potrf(a: np.ndarray, offset: int) -> int:
-    """dpotrf (upper) in place on the Fortran-contiguous ``a``; info shifted by ``offset``."""
-    factor, info = lapack.dpotrf(a, lower=0, clean=0, overwrite_a=1)
-    if info < 0:  # pragma: no cover - only on invalid arguments
-        raise RuntimeError(f"LAPACK dpotrf failed with info={info}.")
-    _into(a, factor)
-    return offset + info if info > 0 else 0
-
-
-def _into(view: np.ndarray, result: np.ndarray) -> None:
-    """Make sure a wrapper's result lands in ``view`` (SciPy works in place when it can)."""
-    if not np.shares_memory(view, result):  # pragma: no cover - SciPy copied after all
-        view[...] = result
+def _invalid(routine: str, info: int) -> int:  # pragma: no cover - only on invalid arguments
+    raise RuntimeError(f"LAPACK {routine} rejected argument {-info} (info={info}).")
 
 
 def _check(f, block) -> int:
+    """n for a valid ``f`` (the raw block addresses rely on every one of these checks)."""
     if not (isinstance(f, np.ndarray) and f.ndim == 2 and f.shape[0] == f.shape[1]
             and f.dtype == np.float64 and f.flags.f_contiguous and f.flags.writeable):
-        raise ValueError(
-            "cholesky_in_place needs a square, Fortran-ordered, writeable float64 matrix; got "
-            + (f"{f.dtype} array of shape {f.shape} (f_contiguous={f.flags.f_contiguous}, "
-               f"writeable={f.flags.writeable})." if isinstance(f, np.ndarray)
-               else f"{type(f).__name__}."))
+        got = (f"a {f.dtype} array of shape {f.shape} (f_contiguous={f.flags.f_contiguous}, "
+               f"writeable={f.flags.writeable})" if isinstance(f, np.ndarray)
+               else f"a {type(f).__name__}")
+        raise ValueError("cholesky_in_place needs a square, Fortran-ordered, writeable float64 "
+                         f"matrix (for a C-ordered symmetric one, pass its .T); got {got}.")
     if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
         raise ValueError(f"block must be a positive integer; got {block!r}.")
+    if f.shape[0] > _INT_MAX:  # pragma: no cover - 2^31 rows do not fit in memory
+        raise ValueError(f"cholesky_in_place handles n <= {_INT_MAX}; got n = {f.shape[0]}.")
     return f.shape[0]

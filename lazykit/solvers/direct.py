@@ -10,8 +10,8 @@ times s (s = inf gives A^{-1}, or its pseudo-inverse). Two solvers:
   succeeds *and* LAPACK's condition estimate (pocon) says no eigenvalue is
   below ``n * eps * ||A||``. Finite times need the spectrum; it is computed on
   demand from the factor and cached. Large matrices are factorized in blocks
-  (:func:`lazykit.solvers.blocked.cholesky_in_place`): SciPy's multithreaded
-  dpotrf crashes the process at n >= 16,000.
+  (:func:`lazykit.solvers.blocked.cholesky_in_place`), in place: SciPy's
+  multithreaded dpotrf was seen to crash the process at n >= 16,000.
 - :class:`EigenSolver` (LAPACK syevd): one eigendecomposition serves every
   time. Eigenvalues at or below ``n * eps * max|eigenvalue|`` (numpy's
   ``matrix_rank`` tolerance) are treated as zero, so s = inf gives the
@@ -174,8 +174,7 @@ class CholeskySolver:
         condition number estimated by pocon exceeds n * eps.
         """
         n = check_gram(gram)
-        check_memory(2 * n * n * 8 + blocked.workspace_bytes(n, blocked.BLOCK),
-                     f"the Cholesky factor of a {n} x {n} Gram matrix",
+        check_memory(2 * n * n * 8, f"the Cholesky factor of a {n} x {n} Gram matrix",
                      "Use fewer training points or a matrix-free solver.")
         a = _shifted_copy(gram, ridge)
         norm = _one_norm(a)
