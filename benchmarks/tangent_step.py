@@ -1,10 +1,9 @@
 """Cost of a tangent-model step against a network step in lazykit.train.
 
-The trainer runs both models in one jitted lax.scan; this script times that scan over
-`--steps` steps with the tangent model switched off (network step only) and on (both), so
-tangent step = both - network. Full-batch gradient descent linearizes once per chunk
-(jax.linearize) and then applies the stored linear map; SGD runs one jvp per batch
-(forward + tangent) and its transpose. Times are medians of `--reps` runs after a warm-up.
+`lazykit.train` is timed over `--steps` steps (one record at the start and one at the end,
+no empirical-NTK measurement) with the tangent model switched off (network step only) and on
+(both), so tangent step = both - network. Times are medians of `--reps` runs after a warm-up
+run that compiles the trainer's programs.
 
 Usage:
     python benchmarks/tangent_step.py
@@ -15,14 +14,10 @@ from __future__ import annotations
 import argparse
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from _timing import median_seconds
 
 import lazykit
-from lazykit._dtypes import precision
-from lazykit._problem import make_problem
-from lazykit.training import _batch_indices, _chunk_runner, _outputs, default_optimizer
 
 CASES = [
     ("two-layer relu m=2048, n=500, d=100", lambda: lazykit.TwoLayer(2048, alpha=45.0), 500,
@@ -31,31 +26,18 @@ CASES = [
 ]
 
 
-
-
 def step_seconds(model, n, d, *, batch_size, tangent, steps, reps, dtype):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n, d)) / np.sqrt(d)
     y = rng.normal(size=(n, 1))
-    with precision(dtype):
-        problem = make_problem(model, d, alpha=None if isinstance(model, lazykit.TwoLayer)
-                               else 10.0, seed=0, dtype=np.dtype(dtype))
-        w0 = problem.params0
-        x, yj = jnp.asarray(X, dtype), jnp.asarray(y, dtype)
-        out0 = _outputs(problem.key)(w0, x)
-        sgd = default_optimizer()
-        state = sgd.init(w0)
-        state.hyperparams["learning_rate"] = jnp.asarray(1e-3, dtype)
-        carry = (w0, w0, state, state)
-        runner = _chunk_runner(problem.key, "mse", sgd, problem.center, tangent,
-                               batch_size is not None)
-        batches = _batch_indices(n, steps, batch_size, 0)
-        alpha = jnp.asarray(problem.alpha, dtype)
+    alpha = None if isinstance(model, lazykit.TwoLayer) else 10.0
 
-        def run():
-            jax.block_until_ready(runner(carry, w0, out0, x, yj, alpha, batches))
+    def run():
+        lazykit.train(model, X, y, steps=steps, lr=1e-3, batch_size=batch_size, tangent=tangent,
+                      record_every=steps, ntk_points=0, alpha=alpha, verbose=False, dtype=dtype)
 
-        return median_seconds(run, reps) / steps
+    run()  # compile
+    return median_seconds(run, reps) / steps
 
 
 def main() -> None:
