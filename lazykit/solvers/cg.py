@@ -259,14 +259,14 @@ def _warn(label: str, tol: float, products: int, relative: np.ndarray, outside: 
             "system: repeated inputs with different targets, or a numerically rank-deficient "
             "kernel). Returned the minimum-norm least-squares solution, the pseudo-inverse "
             "answer of solver='eigh'; set ridge > 0 to regularize instead.",
-            IllConditionedKernelWarning, stacklevel=3)
+            IllConditionedKernelWarning, stacklevel=4)
     if not converged.all():
         warnings.warn(
             f"{label}: stopped after {products} products with relative residual "
             f"{np.max(relative[~converged]):.2e} > tol={tol:g}. Raise max_iter or loosen tol "
             "(each solve here is of a consistent system and converges), or set ridge > 0 "
             "(a ridgeless kernel system can be arbitrarily ill-conditioned).",
-            NotConvergedWarning, stacklevel=3)
+            NotConvergedWarning, stacklevel=4)
 
 
 @dataclasses.dataclass(frozen=True)
