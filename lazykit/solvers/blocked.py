@@ -36,9 +36,9 @@ import scipy.linalg.lapack
 from scipy.linalg import cython_blas, cython_lapack
 
 BLOCK = 2048
-"""Block order: the largest matrix LAPACK factors at once. Chosen by
-benchmarks/cholesky_blocked.py (docs/benchmarks.md): as fast as one dpotrf
-at n = 12,000, far below the size where dpotrf crashed."""
+"""Block order: the largest matrix LAPACK factors at once, far below the size where
+dpotrf crashed. benchmarks/cholesky_blocked.py at n = 12,000 (two cores, best of
+two): 8.51 s against one dpotrf's 8.47 s (blocks of 1024-4096: 0.96-1.01 x)."""
 
 _INT_MAX = 2**31 - 1  # SciPy's BLAS / LAPACK take 32-bit integers
 
