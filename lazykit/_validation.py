@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import jax
 import numpy as np
 
 
@@ -72,6 +73,10 @@ def finite_float(value, name: str, *, minimum: float | None = None,
         ValueError: b must be a finite number; got nan.
     """
     bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
+    if isinstance(value, jax.core.Tracer):  # a traced hyperparameter (jax.grad, jit, vmap)
+        return value
+    if isinstance(value, (jax.Array, np.ndarray)) and value.shape == ():
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number{bound}; got {value!r}.")
     value = float(value)
