@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import jax
 import numpy as np
@@ -113,3 +114,69 @@ def check_seed(seed, name: str = "seed") -> int:
         raise ValueError(f"{name} must be an integer from 0 to {MAX_SEED} (NumPy's seed range); "
                          f"got {seed}.")
     return int(seed)
+
+
+class _Deprecated:
+    """The default of a deprecated keyword: tells "not given" apart from any value."""
+
+    def __repr__(self) -> str:
+        return "<deprecated>"
+
+
+# Default of every deprecated keyword of the public API (tests/test_conventions.py allows an
+# old spelling in a signature only with this default).
+DEPRECATED = _Deprecated()
+
+
+def deprecated_keyword(new_value, old_value, new: str, old: str, *, default=None,
+                       stacklevel: int = 3):
+    """The value of keyword ``new`` when a caller may still use its old name ``old``.
+
+    ``old_value`` is :data:`DEPRECATED` unless the caller passed ``old``; then a
+    DeprecationWarning points at the caller of the public function (``stacklevel`` 3 when
+    that function calls this one directly) and the old value is used. Both at once (the
+    new one not at its ``default``) is a TypeError.
+
+    Examples:
+        >>> import warnings
+        >>> from lazykit._validation import DEPRECATED, deprecated_keyword
+        >>> deprecated_keyword(0.5, DEPRECATED, "learning_rate", "lr")
+        0.5
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     value = deprecated_keyword(None, 2.0, "learning_rate", "lr", stacklevel=2)
+        >>> value, caught[0].category.__name__
+        (2.0, 'DeprecationWarning')
+    """
+    if old_value is DEPRECATED:
+        return new_value
+    if new_value is not default:
+        raise TypeError(f"give {new}= only ({old}= is its deprecated name); got both "
+                        f"{new}={new_value!r} and {old}={old_value!r}.")
+    warnings.warn(f"{old}= is deprecated and will be removed in the next release; use "
+                  f"{new}= instead.", DeprecationWarning, stacklevel=stacklevel)
+    return old_value
+
+
+def deprecation(message: str, *, stacklevel: int = 3) -> None:
+    """Warn that an old spelling is deprecated (one release), pointing at the caller of the
+    public function that calls this (``stacklevel`` 3)."""
+    warnings.warn(f"{message} (deprecated; it will be removed in the next release).",
+                  DeprecationWarning, stacklevel=stacklevel)
+
+
+def init_dtype(dtype) -> np.dtype:
+    """The dtype of parameters that an ``init`` hands back: ``dtype`` ("float32" or
+    "float64") if given, else JAX's default float dtype (float32 unless x64 is enabled),
+    the dtype the caller's own JAX code computes in (docs/architecture.md, Conventions).
+
+    Examples:
+        >>> from lazykit._validation import init_dtype
+        >>> str(init_dtype("float64"))
+        'float64'
+    """
+    if dtype is None:
+        return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
+    from lazykit._dtypes import resolve_dtype
+
+    return resolve_dtype(dtype)

@@ -26,28 +26,30 @@ import jax.numpy as jnp
 import numpy as np
 
 from lazykit._dtypes import precision
-from lazykit._validation import as_matrix
+from lazykit._validation import as_matrix, deprecation
 from lazykit.kernels.compute import check_memory
 from lazykit.tangent import check_params
 
-MODES = ("full", "trace", "diagonal")
+MODES = ("trace", "full")
 IMPLEMENTATIONS = ("auto", "structured", "jacobian", "ntvp")
 # Bytes the Jacobian contraction may use before "auto" switches to NTK-vector products.
 JACOBIAN_BUDGET = 2 * 2**30
 
 
 def empirical_ntk(apply_fn, params, x1, x2=None, *, mode: str = "trace",
-                  implementation: str = "auto", per_example: bool = True):
+                  diagonal: bool = False, implementation: str = "auto",
+                  per_example: bool = True):
     """Finite-width NTK of ``apply_fn`` at ``params``.
 
-    Mode semantics, with f of shape (n, o) (neural-tangents equivalents in brackets):
+    With f of shape (n, o) (neural-tangents equivalents in brackets):
 
-    * ``"full"``: Theta[i, j, a, b], shape (n1, n2, o, o) [``trace_axes=()``].
-    * ``"trace"``: the mean over outputs, (1/o) sum_a Theta[i, j, a, a], shape
+    * ``mode="trace"``: the mean over outputs, (1/o) sum_a Theta[i, j, a, a], shape
       (n1, n2), the scalar kernel that converges to the analytic NTK
       [``trace_axes=(-1,)``].
-    * ``"diagonal"``: the trace kernel of pairs (x1[i], x2[i]) only, shape (n1,)
-      [``trace_axes=(-1,), diagonal_axes=(0,)``].
+    * ``mode="full"``: Theta[i, j, a, b], shape (n1, n2, o, o) [``trace_axes=()``].
+    * ``diagonal=True``: only the pairs (x1[i], x2[i]), as in
+      :meth:`lazykit.Network.kernel`: shape (n1,) for "trace", (n1, o, o) for "full"
+      [``diagonal_axes=(0,)``].
 
     Args:
         apply_fn: ``apply_fn(params, x) -> (n, o)`` (an output of shape (n,) counts
@@ -56,7 +58,10 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, mode: str = "trace",
         params: a pytree of arrays.
         x1: inputs with a leading batch axis, (n1, ...); (n1, d) for a lazykit model.
         x2: inputs (n2, ...); None means ``x1``.
-        mode: "trace" (default), "full" or "diagonal".
+        mode: "trace" (default) or "full". The old ``mode="diagonal"`` is deprecated
+            (a DeprecationWarning; it means ``mode="trace", diagonal=True``).
+        diagonal: only the kernel of the pairs (x1[i], x2[i]) (x1 and x2 need the same
+            number of rows).
         implementation: "auto", "structured", "jacobian" or "ntvp".
         per_example: ``apply_fn`` treats the rows of ``x`` independently (no batch
             statistics), so Jacobians are taken one example at a time. Set False
@@ -86,9 +91,18 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, mode: str = "trace",
         >>> j = lazykit.empirical_ntk(model.apply, params, x, implementation="jacobian")
         >>> bool(np.allclose(k, j, rtol=1e-12))
         True
+        >>> d = lazykit.empirical_ntk(model.apply, params, x, diagonal=True)
+        >>> bool(np.allclose(d, np.diag(k), rtol=1e-12))
+        True
     """
+    if isinstance(mode, str) and mode == "diagonal":
+        deprecation('empirical_ntk(mode="diagonal") is diagonal=True (with mode="trace")')
+        mode, diagonal = "trace", True
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}.")
+    if not isinstance(diagonal, (bool, np.bool_)):
+        raise TypeError(f"diagonal must be True or False; got {diagonal!r}.")
+    diagonal = bool(diagonal)
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}; "
                          f"got {implementation!r}.")
@@ -105,15 +119,15 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, mode: str = "trace",
         if x is not None:
             _check_inputs(x, name, matrix=model is not None)
     check_params(params)
-    if mode == "diagonal" and x2 is not None and np.shape(x1)[0] != np.shape(x2)[0]:
-        raise ValueError(f"mode='diagonal' pairs x1[i] with x2[i], so x1 and x2 need the same "
+    if diagonal and x2 is not None and np.shape(x1)[0] != np.shape(x2)[0]:
+        raise ValueError(f"diagonal=True pairs x1[i] with x2[i], so x1 and x2 need the same "
                          f"number of rows; got {np.shape(x1)[0]} and {np.shape(x2)[0]}.")
     leaves = [*jax.tree_util.tree_leaves(params), x1, *(() if x2 is None else (x2,))]
     if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
         if implementation == "auto":
-            implementation = _choose(model, fn, params, x1, x2, mode)
-        _check_memory(fn, params, x1, x2, mode, implementation)
-        return _ntk(fn, params, x1, x2, mode, implementation, per_example)
+            implementation = _choose(model, fn, params, x1, x2, diagonal)
+        _check_memory(fn, params, x1, x2, mode, diagonal, implementation)
+        return _ntk(fn, params, x1, x2, mode, diagonal, implementation, per_example)
     wide = any(np.dtype(getattr(leaf, "dtype", np.float64)) == np.float64 for leaf in leaves)
     dtype = np.float64 if wide else np.float32
     with precision(dtype):
@@ -121,13 +135,13 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, mode: str = "trace",
         x1 = jnp.asarray(x1, dtype)
         x2 = None if x2 is None else jnp.asarray(x2, dtype)
         if implementation == "auto":
-            implementation = _choose(model, fn, params, x1, x2, mode)
-        _check_memory(fn, params, x1, x2, mode, implementation)
+            implementation = _choose(model, fn, params, x1, x2, diagonal)
+        _check_memory(fn, params, x1, x2, mode, diagonal, implementation)
         try:
             hash(fn)
         except TypeError:
-            return _ntk(fn, params, x1, x2, mode, implementation, per_example)
-        return _ntk_jit(fn, params, x1, x2, mode, implementation, per_example)
+            return _ntk(fn, params, x1, x2, mode, diagonal, implementation, per_example)
+        return _ntk_jit(fn, params, x1, x2, mode, diagonal, implementation, per_example)
 
 
 def structured_model(apply_fn):
@@ -170,10 +184,10 @@ def _check_inputs(x, name: str, *, matrix: bool) -> None:
         as_matrix(array.reshape(array.shape[0], math.prod(array.shape[1:])), name)
 
 
-def _choose(model, fn, params, x1, x2, mode) -> str:
+def _choose(model, fn, params, x1, x2, diagonal) -> str:
     if model is not None:
         return "structured"
-    if mode == "diagonal":
+    if diagonal:
         return "jacobian"  # per-example Jacobians, one row at a time: n * o * P numbers
     rows = np.shape(x1)[0] + (0 if x2 is None else np.shape(x2)[0])
     jacobians = rows * _output_count(fn, params, x1) * _param_count(params) * 8
@@ -193,7 +207,7 @@ def _output_count(fn, params, x1) -> int:
 
 
 def memory_needed(implementation: str, mode: str, n1: int, n2: int | None, outputs: int,
-                  n_params: int, itemsize: int) -> tuple[int, int]:
+                  n_params: int, itemsize: int, *, diagonal: bool = False) -> tuple[int, int]:
     """Bytes (result, working arrays) of :func:`empirical_ntk`; ``n2=None`` for x2=None.
 
     The structured kernel holds a few (n1, n2)-sized Gram and gradient products at
@@ -207,13 +221,13 @@ def memory_needed(implementation: str, mode: str, n1: int, n2: int | None, outpu
     """
     cols = n1 if n2 is None else n2
     per_pair = outputs * outputs if mode == "full" else 1
-    result = (n1 if mode == "diagonal" else n1 * cols * per_pair) * itemsize
+    result = (n1 if diagonal else n1 * cols) * per_pair * itemsize
     if implementation == "structured":
         return result, _STRUCTURED_TEMPORARIES * result
     rows = n1 + (0 if n2 is None else n2)
     if implementation == "jacobian":
         return result, rows * outputs * n_params * itemsize + 2 * result
-    full = 0 if mode == "diagonal" else n1 * cols * outputs * outputs * itemsize
+    full = 0 if diagonal else n1 * cols * outputs * outputs * itemsize
     chunk = min(cols * outputs * (n_params + n1 * outputs) * itemsize, _budget())
     return result, 2 * full + chunk
 
@@ -223,23 +237,23 @@ def memory_needed(implementation: str, mode: str, n1: int, n2: int | None, outpu
 _STRUCTURED_TEMPORARIES = 3
 
 
-def _check_memory(fn, params, x1, x2, mode, implementation) -> None:
+def _check_memory(fn, params, x1, x2, mode, diagonal, implementation) -> None:
     """Refuse, before anything is allocated, a kernel that cannot fit in memory."""
     n1 = np.shape(x1)[0]
     n2 = None if x2 is None else np.shape(x2)[0]
     outputs = _output_count(fn, params, x1)
     dtype = np.dtype(getattr(x1, "dtype", np.float64))
     result, work = memory_needed(implementation, mode, n1, n2, outputs, _param_count(params),
-                                 dtype.itemsize)
+                                 dtype.itemsize, diagonal=diagonal)
     cols = n1 if n2 is None else n2
-    shape = {"diagonal": (n1,), "trace": (n1, cols), "full": (n1, cols, outputs, outputs)}[mode]
+    shape = ((n1,) if diagonal else (n1, cols)) + ((outputs, outputs) if mode == "full" else ())
     check_memory(
         result + work,
         f"the empirical NTK of shape {shape} in {dtype.name} (mode={mode!r}, "
         f"implementation={implementation!r}: {result / 2**30:.2f} GiB for the result, "
         f"{work / 2**30:.2f} GiB of working arrays)",
         "Use fewer points or compute the kernel in blocks of rows (x1[i:j] against x2), "
-        "mode='diagonal' if only k(x_i, x_i) is needed, " +
+        "diagonal=True if only k(x_i, x_i) is needed, " +
         ("mode='trace' (o^2 times smaller), " if mode == "full" else "") +
         "or float32 inputs and parameters.")
 
@@ -254,30 +268,33 @@ def _as_2d(out):
     return out[:, None] if out.ndim == 1 else out.reshape(out.shape[0], -1)
 
 
-def _ntk(fn, params, x1, x2, mode, implementation, per_example):
+def _ntk(fn, params, x1, x2, mode, diagonal, implementation, per_example):
     if implementation == "structured":
-        return _structured(fn, params, x1, x2, mode)
+        return _structured(fn, params, x1, x2, mode, diagonal)
     fn = fn if structured_model(fn) is None else fn.apply
     if implementation == "jacobian":
-        return _jacobian_contraction(fn, params, x1, x2, mode, per_example)
-    return _ntk_vector_products(fn, params, x1, x2, mode, per_example)
+        return _jacobian_contraction(fn, params, x1, x2, mode, diagonal, per_example)
+    return _ntk_vector_products(fn, params, x1, x2, mode, diagonal, per_example)
 
 
-_ntk_jit = jax.jit(_ntk, static_argnums=(0, 4, 5, 6))
+_ntk_jit = jax.jit(_ntk, static_argnums=(0, 4, 5, 6, 7))
 
 
 # Structured (closed-form) implementation -------------------------------------------------
 
-def _structured(model, params, x1, x2, mode):
+def _structured(model, params, x1, x2, mode, diagonal):
     """Sum over layers of (s_w^2 <y, y'> + s_b^2) * <g, g'> (module docstring)."""
     feats1 = model.layer_features(params, x1)
     feats2 = feats1 if x2 is None else model.layer_features(params, x2)
     total = 0.0
     for (y1, g1, sw2, sb2), (y2, g2, _, _) in zip(feats1, feats2, strict=True):
         outputs = g1.shape[0]
-        if mode == "diagonal":
+        if diagonal:
             k = sw2 * jnp.sum(y1 * y2, axis=1) + sb2
-            gg = jnp.einsum("ain,ain->i", g1, g2) / outputs
+            if mode == "full":
+                k, gg = k[:, None, None], jnp.einsum("ain,bin->iab", g1, g2)
+            else:
+                gg = jnp.einsum("ain,ain->i", g1, g2) / outputs
         elif mode == "trace":
             k = sw2 * (y1 @ y2.T) + sb2
             # One output: a plain matmul (the einsum would transpose (1, n, N) first).
@@ -303,30 +320,34 @@ def _jacobians(fn, params, x, per_example):
     return [j.reshape(j.shape[0], j.shape[1], -1) for j in jax.tree_util.tree_leaves(jac)]
 
 
-def _contract(a, b, mode):
+def _contract(a, b, mode, diagonal):
     outputs = a.shape[1]
-    if mode == "diagonal":
+    if diagonal:
+        if mode == "full":
+            return jnp.einsum("iap,ibp->iab", a, b)
         return jnp.einsum("iap,iap->i", a, b) / outputs
     if mode == "trace":
         return jnp.einsum("iap,jap->ij", a, b) / outputs
     return jnp.einsum("iap,jbp->ijab", a, b)
 
 
-def _jacobian_contraction(fn, params, x1, x2, mode, per_example):
+def _jacobian_contraction(fn, params, x1, x2, mode, diagonal, per_example):
     j1 = _jacobians(fn, params, x1, per_example)
     j2 = j1 if x2 is None else _jacobians(fn, params, x2, per_example)
-    return functools.reduce(jnp.add, [_contract(a, b, mode) for a, b in zip(j1, j2, strict=True)])
+    return functools.reduce(jnp.add, [_contract(a, b, mode, diagonal)
+                                      for a, b in zip(j1, j2, strict=True)])
 
 
 # NTK-vector products ---------------------------------------------------------------------
 
-def _ntk_vector_products(fn, params, x1, x2, mode, per_example):
+def _ntk_vector_products(fn, params, x1, x2, mode, diagonal, per_example):
     """Columns J1 J2^T e_(j, b): a VJP of f(x2) then a JVP of f(x1), in chunks of x2 rows."""
     x2 = x1 if x2 is None else x2
-    if mode == "diagonal":
+    if diagonal:
         if per_example:
-            return _diagonal_products(fn, params, x1, x2)
-        return jnp.diagonal(_ntk_vector_products(fn, params, x1, x2, "trace", False))
+            return _diagonal_products(fn, params, x1, x2, mode)
+        whole = _ntk_vector_products(fn, params, x1, x2, mode, False, False)
+        return jnp.einsum("ii...->i...", whole)
 
     def f1(p):
         return _as_2d(fn(p, x1))
@@ -361,13 +382,14 @@ def _ntk_vector_products(fn, params, x1, x2, mode, per_example):
     return full
 
 
-def _diagonal_products(fn, params, x1, x2):
+def _diagonal_products(fn, params, x1, x2, mode):
+    """Theta(x1[i], x2[i]) pair by pair: its trace / o, or the (o, o) block for "full"."""
     def one(xi, xj):
         fi = lambda p: _as_2d(fn(p, xi[None]))[0]  # noqa: E731
         out, vjp_fn = jax.vjp(lambda p: _as_2d(fn(p, xj[None]))[0], params)
         eye = jnp.eye(out.shape[0], dtype=out.dtype)
         vectors = jax.vmap(lambda e: vjp_fn(e)[0])(eye)
         cols = jax.vmap(lambda v: jax.jvp(fi, (params,), (v,))[1])(vectors)  # (b, a)
-        return jnp.trace(cols) / out.shape[0]
+        return cols.T if mode == "full" else jnp.trace(cols) / out.shape[0]
 
     return jax.vmap(one)(x1, x2)

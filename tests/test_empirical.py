@@ -38,23 +38,28 @@ def test_implementations_agree(rng, name, mode):
     x2 = x1[::-1] if mode == "diagonal" else x2
     reference = np.asarray(empirical_ntk_generic(model, params, x1, x2, mode))
     for implementation in IMPLEMENTATIONS:
-        got = lazykit.empirical_ntk(model, params, x1, x2, mode=mode,
+        got = lazykit.empirical_ntk(model, params, x1, x2, **_spelled(mode),
                                     implementation=implementation)
         assert got.dtype == np.float64
         np.testing.assert_allclose(got, reference, rtol=1e-12, atol=1e-14 * abs(reference).max())
     whole_batch = lazykit.empirical_ntk(lambda p, x: model.apply(p, x), params, x1, x2,
-                                        mode=mode, implementation="ntvp", per_example=False)
+                                        **_spelled(mode), implementation="ntvp", per_example=False)
     np.testing.assert_allclose(whole_batch, reference, rtol=1e-12,
                                atol=1e-14 * abs(reference).max())
     if mode == "trace":  # the bound method takes the structured path too; x2=None means x1
-        same = lazykit.empirical_ntk(model.apply, params, x1, mode=mode)
+        same = lazykit.empirical_ntk(model.apply, params, x1, **_spelled(mode))
         np.testing.assert_allclose(same, empirical_ntk_generic(model, params, x1, None, mode),
                                    rtol=1e-12)
 
 
+def _spelled(mode):
+    """empirical_ntk's keywords for a test's mode ("diagonal": the trace kernel's pairs)."""
+    return {"diagonal": True} if mode == "diagonal" else {"mode": mode}
+
+
 def empirical_ntk_generic(model, params, x1, x2, mode):
     """The slowest, most literal path: one Jacobian of the whole batch (no per-example vmap)."""
-    return lazykit.empirical_ntk(lambda p, x: model.apply(p, x), params, x1, x2, mode=mode,
+    return lazykit.empirical_ntk(lambda p, x: model.apply(p, x), params, x1, x2, **_spelled(mode),
                                  implementation="jacobian", per_example=False)
 
 
@@ -64,7 +69,7 @@ def test_mode_relations(rng):
     x1, x2 = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
     full = np.asarray(lazykit.empirical_ntk(model, params, x1, x2, mode="full"))
     trace = np.asarray(lazykit.empirical_ntk(model, params, x1, x2, mode="trace"))
-    diagonal = np.asarray(lazykit.empirical_ntk(model, params, x1, x2, mode="diagonal"))
+    diagonal = np.asarray(lazykit.empirical_ntk(model, params, x1, x2, diagonal=True))
     assert full.shape == (4, 4, 3, 3) and trace.shape == (4, 4) and diagonal.shape == (4,)
     np.testing.assert_allclose(trace, np.einsum("ijaa->ij", full) / 3, rtol=1e-13)
     np.testing.assert_allclose(diagonal, np.diag(trace), rtol=1e-13)
@@ -119,13 +124,13 @@ def test_auto_falls_back_to_ntk_vector_products(rng, monkeypatch):
 
     params = rng.normal(size=(3, 2))
     x = rng.normal(size=(4, 3))
-    assert empirical._choose(None, apply_fn, params, x, None, "trace") == "jacobian"
+    assert empirical._choose(None, apply_fn, params, x, None, False) == "jacobian"
     monkeypatch.setattr(empirical, "JACOBIAN_BUDGET", 8)
-    assert empirical._choose(None, apply_fn, params, x, None, "trace") == "ntvp"
+    assert empirical._choose(None, apply_fn, params, x, None, False) == "ntvp"
     np.testing.assert_allclose(lazykit.empirical_ntk(apply_fn, params, x, mode="full"),
                                lazykit.empirical_ntk(apply_fn, params, x, mode="full",
                                                      implementation="jacobian"), rtol=1e-12)
-    assert empirical._choose(lazykit.TwoLayer(4), None, None, x, None, "trace") == "structured"
+    assert empirical._choose(lazykit.TwoLayer(4), None, None, x, None, False) == "structured"
 
 
 def test_bad_arguments(rng):
@@ -140,7 +145,7 @@ def test_bad_arguments(rng):
         lazykit.empirical_ntk(lambda p, x: model.apply(p, x), params, x,
                               implementation="structured")
     with pytest.raises(ValueError, match=r"same number of rows; got 3 and 2"):
-        lazykit.empirical_ntk(model, params, x, x[:2], mode="diagonal")
+        lazykit.empirical_ntk(model, params, x, x[:2], diagonal=True)
     with pytest.raises(TypeError, match="apply_fn must be a function"):
         lazykit.empirical_ntk("relu", params, x)
 
@@ -168,3 +173,21 @@ def test_converges_to_the_analytic_ntk_at_rate_one_over_sqrt_width(kind):
                                for k in samples]))
     fit = lazykit.fit_loglog_slope(widths, errors)
     assert -0.65 < fit.slope < -0.35, (errors, fit)
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_diagonal_of_the_full_kernel(rng, implementation):
+    """diagonal=True with mode="full": the (o, o) blocks Theta(x1[i], x2[i]) of the full
+    kernel, by every implementation, and with a whole-batch function too."""
+    model = _models()["mlp_ntk"]
+    params = _params(model)
+    x1, x2 = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    full = np.asarray(empirical_ntk_generic(model, params, x1, x2, "full"))
+    expected = np.einsum("iiab->iab", full)
+    got = lazykit.empirical_ntk(model, params, x1, x2, mode="full", diagonal=True,
+                                implementation=implementation)
+    assert got.shape == (4, 3, 3)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14 * abs(expected).max())
+    whole = lazykit.empirical_ntk(lambda p, x: model.apply(p, x), params, x1, x2, mode="full",
+                                  diagonal=True, implementation="ntvp", per_example=False)
+    np.testing.assert_allclose(whole, expected, rtol=1e-12, atol=1e-14 * abs(expected).max())

@@ -104,7 +104,8 @@ def test_every_implementation_and_mode_equals_the_explicit_jacobian(model, imple
     if data.draw(st.booleans()):
         rows = (x1.shape[0],) if mode == "diagonal" else (2,)
         x2 = data.draw(matrices(rows=rows, features=(D,), scales=(1e-6, 1.0, 1e6)))
-    k = lazykit.empirical_ntk(apply_fn, params, x1, x2, mode=mode,
+    spelled = {"diagonal": True} if mode == "diagonal" else {"mode": mode}
+    k = lazykit.empirical_ntk(apply_fn, params, x1, x2, **spelled,
                               implementation=implementation)
     assert k.dtype == jnp.float64
     expected, scale = _reference(_apply(apply_fn), params, x1, x2, mode)
@@ -193,4 +194,4 @@ def test_structured_implementation_needs_a_lazykit_model():
 def test_diagonal_mode_refuses_different_row_counts(model, x1, x2):
     _, apply_fn, params, _ = model
     with raises_naming("x1", "x2"):
-        lazykit.empirical_ntk(apply_fn, params, x1, x2, mode="diagonal")
+        lazykit.empirical_ntk(apply_fn, params, x1, x2, diagonal=True)
