@@ -36,6 +36,7 @@ from lazykit.lazy import SlopeFit, SweepResult, fit_loglog_slope, lazy_sweep
 from lazykit.models import TwoLayer
 from lazykit.monte_carlo import MonteCarloKernel, monte_carlo_kernel
 from lazykit.network import Dense, Network, mlp, serial
+from lazykit.schedule import train_to_checkpoints
 from lazykit.tangent import linearize, taylor_expand
 from lazykit.trainer import Measurement, Trainer, TrainState, make_trainer
 from lazykit.training import TrainingDivergedError, train
@@ -124,4 +125,5 @@ __all__ = [
     "taylor_expand",
     "to_neural_tangents",
     "train",
+    "train_to_checkpoints",
 ]

@@ -22,7 +22,7 @@ LAYERS = {
     "lazykit._problem": 4,
     "lazykit.trainer": 5, "lazykit._measure": 5, "lazykit._driver": 5,
     "lazykit.trajectory": 5, "lazykit.training": 5, "lazykit.laziness": 5,
-    "lazykit.lazy": 5, "lazykit.plotting": 5,
+    "lazykit.lazy": 5, "lazykit.plotting": 5, "lazykit.schedule": 5,
     "lazykit.estimators": 6, "lazykit.experiments": 6, "lazykit.cli": 6, "lazykit.__main__": 6,
     "lazykit": 6,
 }

@@ -24,13 +24,17 @@ are added, and has the larger F1 margin.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import linalg, optimize
 
+from lazykit import Dense, Network, Relu, TwoLayer, make_trainer, serial
 from lazykit._dtypes import precision
 from lazykit.experiments.results import ExperimentResult
+from lazykit.schedule import train_to_checkpoints
 
 REGIMES = ("both layers", "output layer")
 _GAP = "output-layer test error minus both-layers test error (positive: both layers better)"
@@ -97,13 +101,15 @@ def cluster_grid(rng, n: int, dim: int, grid: int = 3, cluster_width: float = 0.
     return np.column_stack([informative, spurious]), labels
 
 
-def _with_bias(x):
-    return jnp.concatenate([x, jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
+def student(width: int) -> TwoLayer:
+    """f(x) = (1/m) sum_j c_j relu(a_j . (x, 1)): lazykit's TwoLayer at alpha = 1, with the
+    parameters ``{"a": (m, d + 1), "c": (m,)}`` of :func:`init_params`."""
+    return TwoLayer(width, "relu", alpha=1.0, symmetric=False)
 
 
 def network(params, x):
-    """f(x) = (1/m) sum_j c_j relu(a_j . (x, 1))."""
-    return jnp.maximum(_with_bias(x) @ params["a"].T, 0.0) @ params["c"] / params["c"].shape[0]
+    """f(x) = (1/m) sum_j c_j relu(a_j . (x, 1)), shape (n,)."""
+    return student(params["c"].shape[0]).apply(params, x)[:, 0]
 
 
 def f1_margin(params, x, y) -> float:
@@ -120,48 +126,50 @@ def init_params(rng, width: int, dim: int, init_scale: float):
     return {"a": a, "c": init_scale * rng.choice([-1.0, 1.0], size=width)}
 
 
-@jax.jit
-def _descend(params, x, y, lr, count):
-    width = params["c"].shape[0]
-
-    def body(_, p):
-        grad = jax.grad(lambda q: jnp.mean(jnp.logaddexp(0.0, -y * network(q, x))))(p)
-        return jax.tree_util.tree_map(lambda v, g: v - lr * width * g, p, grad)
-
-    return jax.lax.fori_loop(0, count, body, params)
-
-
 def train_both_layers(params, x, y, *, steps: int, lr: float, checkpoints: int = 1):
     """Gradient descent of both layers on the logistic loss, step lr * m (mean-field scaling).
 
-    Returns the final parameters and, at ``checkpoints`` log-spaced steps, the
-    training loss and the F1-normalized margin.
+    lazykit's trainer (:func:`lazykit.make_trainer`, driven by
+    :func:`lazykit.schedule.train_to_checkpoints`). Returns the final parameters and, at
+    ``checkpoints`` log-spaced steps, the training loss and the F1-normalized margin.
     """
+    model = student(len(params["c"]))
     marks = np.unique(np.geomspace(1, steps, checkpoints).astype(int))
+    trainer = make_trainer(model, "logistic", tangent=False, ntk_points=0)
     with precision("float64"):
         xs, ys = jnp.asarray(x), jnp.asarray(y)
-        p = jax.tree_util.tree_map(jnp.asarray, params)
-        history, done = [], 0
-        for mark in marks:
-            p = _descend(p, xs, ys, lr, int(mark - done))
-            done = int(mark)
-            loss = float(jnp.mean(jnp.logaddexp(0.0, -ys * network(p, xs))))
-            history.append(dict(step=done, loss=loss, margin=f1_margin(p, xs, ys)))
-        return jax.tree_util.tree_map(np.asarray, p), history
+        start = jax.tree_util.tree_map(jnp.asarray, params)
+        state = trainer.init(start, xs, lr=lr * model.width)
+        state, record = train_to_checkpoints(trainer, state, xs, ys[:, None], marks)
+        history = []
+        for step, loss, neurons in zip(record.step[1:], record.train_loss[1:],
+                                       record.neurons[1:], strict=True):
+            p = {"a": neurons[:, :-1], "c": neurons[:, -1]}
+            history.append(dict(step=int(step), loss=float(loss), margin=f1_margin(p, xs, ys)))
+        return jax.tree_util.tree_map(np.asarray, state.params), history
+
+
+def relu_feature_network(dim: int) -> Network:
+    """The description whose NNGP is the random-feature kernel of :func:`relu_feature_kernel`.
+
+    For a ~ N(0, I / (d + 1)), a . (x, 1) has covariance (<x, x'> + 1) / (d + 1): the
+    pre-activation of ``Dense(W_std=sqrt(d / (d + 1)), b_std=sqrt(1 / (d + 1)))``; ReLU is
+    1-homogeneous and E|a|^2 = 1, so the Gaussian a gives the same kernel as a uniform on the
+    unit sphere. The readout ``Dense(1)`` (W_std = 1, no bias) leaves E[relu relu] as NNGP.
+    """
+    width = dim + 1
+    return serial(Dense(1, W_std=math.sqrt(dim / width), b_std=math.sqrt(1 / width)), Relu(),
+                  Dense(1))
 
 
 def relu_feature_kernel(x1, x2):
     """E_a[relu(a . x1~) relu(a . x2~)] for a uniform on the unit sphere of R^(d+1), x~ = (x, 1).
 
-    The kernel of the infinitely wide random-feature layer: with u, v = x1~, x2~ and
-    theta their angle, ||u|| ||v|| (sin theta + (pi - theta) cos theta) / (2 pi (d + 1)).
+    The kernel of the infinitely wide random-feature layer, ||u|| ||v|| (sin theta +
+    (pi - theta) cos theta) / (2 pi (d + 1)) with u, v = x1~, x2~ and theta their angle:
+    the NNGP of :func:`relu_feature_network` (lazykit's arc-cosine kernel, float64).
     """
-    u = np.column_stack([x1, np.ones(len(x1))])
-    v = np.column_stack([x2, np.ones(len(x2))])
-    norms = np.linalg.norm(u, axis=1)[:, None] * np.linalg.norm(v, axis=1)[None, :]
-    cos = np.clip(u @ v.T / norms, -1.0, 1.0)
-    theta = np.arccos(cos)
-    return norms * (np.sin(theta) + (np.pi - theta) * cos) / (2 * np.pi * u.shape[1])
+    return relu_feature_network(np.shape(x1)[1]).kernel(x1, x2).nngp
 
 
 def rkhs_max_margin(kernel, y):
