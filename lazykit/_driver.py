@@ -42,7 +42,7 @@ def compiled(trainer, batched, per_run_rows, host=False) -> Compiled:
             trainer.linearize)))
     rows = 0 if per_run_rows else None
     return Compiled(
-        jit(jax.vmap(lambda p, x, a, lr: trainer.init(p, x, alpha=a, lr=lr),
+        jit(jax.vmap(lambda p, x, a, lr: trainer.init(p, x, alpha=a, learning_rate=lr),
                      in_axes=(0, None, 0, None))),
         jit(jax.vmap(trainer.run, in_axes=(0, None, None, rows, None, None, None, None))),
         jit(jax.vmap(trainer.step, in_axes=(0, None, None, rows))),
@@ -54,7 +54,7 @@ def compiled(trainer, batched, per_run_rows, host=False) -> Compiled:
 def initial_states(trainer, params0, x, alphas, lr, batched, host):
     init = compiled(trainer, batched, False, host).init
     if not batched:
-        return init(params0[0], x, alpha=alphas[0], lr=lr)
+        return init(params0[0], x, alpha=alphas[0], learning_rate=lr)
     stacked = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *params0)
     return init(stacked, x, jnp.asarray(alphas, x.dtype), lr)
 

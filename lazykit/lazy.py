@@ -18,6 +18,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from lazykit._validation import DEPRECATED, deprecated_keyword
 from lazykit.laziness import laziness
 from lazykit.training import TrainingDivergedError, train_runs
 
@@ -120,11 +121,12 @@ _TRAIN_DEFAULTS = dict(optimizer=None, tangent=True, params=None, center=None, m
                        ntk_points=64, record_neurons=True)
 
 
-def lazy_sweep(model, X, y, *, alphas, seeds=(0,), steps: int, lr: float | None = None,
-               loss="mse", batch_size: int | None = None, X_test=None, y_test=None,
-               record_every: int | None = None, compute_laziness: bool = True,
-               keep_records: bool = False, confidence: float = 0.95,
-               verbose: bool | None = None, dtype=None, **train_kwargs) -> SweepResult:
+def lazy_sweep(model, X, y, *, alphas, seeds=(0,), steps: int,
+               learning_rate: float | None = None, loss="mse", batch_size: int | None = None,
+               X_test=None, y_test=None, record_every: int | None = None,
+               compute_laziness: bool = True, keep_records: bool = False,
+               confidence: float = 0.95, verbose: bool | None = None, dtype=None,
+               lr=DEPRECATED, **train_kwargs) -> SweepResult:
     """Train network and tangent model for every alpha and seed; fit deviation against alpha.
 
     Every run uses the same steps and learning rate: with R(alpha f) / alpha^2, the
@@ -150,7 +152,7 @@ def lazy_sweep(model, X, y, *, alphas, seeds=(0,), steps: int, lr: float | None 
         alphas: output scales (> 0), at least two distinct values.
         seeds: initialization (and SGD order) seeds; every alpha runs every seed.
         steps: optimizer steps of every run.
-        lr: learning rate of every run (as in :func:`lazykit.train`); or pass
+        learning_rate: learning rate of every run (as in :func:`lazykit.train`); or pass
             ``optimizer=`` (an optax optimizer) instead.
         loss: "mse", "logistic" or a function ``loss(outputs, targets)``.
         batch_size: None for gradient descent, else the SGD batch size.
@@ -162,6 +164,7 @@ def lazy_sweep(model, X, y, *, alphas, seeds=(0,), steps: int, lr: float | None 
         confidence: level of the slope intervals.
         verbose: progress bar; None shows it only on a terminal.
         dtype: as in :func:`lazykit.train`.
+        lr: deprecated name of ``learning_rate`` (a DeprecationWarning).
         **train_kwargs: ``optimizer``, ``params``, ``center``, ``mean_field``,
             ``ntk_points``, ``record_neurons`` of :func:`lazykit.train`.
 
@@ -179,10 +182,11 @@ def lazy_sweep(model, X, y, *, alphas, seeds=(0,), steps: int, lr: float | None 
         >>> rng = np.random.default_rng(0)
         >>> X, y = rng.normal(size=(10, 2)), rng.normal(size=10)
         >>> sweep = lazykit.lazy_sweep(lazykit.TwoLayer(32), X, y, alphas=[10, 100, 1000],
-        ...                            steps=100, lr=32.0)
+        ...                            steps=100, learning_rate=32.0)
         >>> round(sweep.movement_slope.slope, 1), bool(sweep.deviation_slope.slope < 0)
         (-1.0, True)
     """
+    learning_rate = deprecated_keyword(learning_rate, lr, "learning_rate", "lr")
     alphas = np.asarray(alphas, dtype=np.float64).ravel()
     if alphas.size < 2 or np.unique(alphas).size < 2 or np.any(~(alphas > 0)):
         raise ValueError(f"alphas must hold at least two distinct positive values; got {alphas}.")
@@ -201,7 +205,8 @@ def lazy_sweep(model, X, y, *, alphas, seeds=(0,), steps: int, lr: float | None 
                         f"{sorted(_TRAIN_DEFAULTS)} to lazykit.train.")
     runs = [(float(a), s) for a in alphas for s in seeds]
     records, diverged = train_runs(
-        model, X, y, runs, loss=loss, steps=steps, lr=lr, batch_size=batch_size,
+        model, X, y, runs, loss=loss, steps=steps, learning_rate=learning_rate,
+        batch_size=batch_size,
         X_test=X_test, y_test=y_test, record_every=record_every, verbose=verbose, dtype=dtype,
         label="lazy_sweep", **{**_TRAIN_DEFAULTS, **train_kwargs})
     _report_divergence(diverged, len(runs))

@@ -17,7 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from lazykit._dtypes import precision, resolve_dtype
-from lazykit._validation import as_matrix, check_same_features, positive_int
+from lazykit._validation import (
+    as_matrix,
+    check_same_features,
+    check_seed,
+    deprecation,
+    positive_int,
+)
 from lazykit.empirical import empirical_ntk, memory_needed
 from lazykit.kernels.compute import check_memory
 
@@ -32,8 +38,8 @@ class MonteCarloKernel(NamedTuple):
     n_samples: int
 
 
-def monte_carlo_kernel(network, x1, x2=None, *, n_samples: int = 64, key=0,
-                       batch_size: int = 8, dtype=None) -> MonteCarloKernel:
+def monte_carlo_kernel(network, x1, x2=None, *, n_samples: int = 64, seed: int = 0,
+                       key=None, batch_size: int = 8, dtype=None) -> MonteCarloKernel:
     """Estimate ``network``'s NNGP and NTK by averaging over sampled finite networks.
 
     Args:
@@ -41,7 +47,10 @@ def monte_carlo_kernel(network, x1, x2=None, *, n_samples: int = 64, key=0,
         x1: inputs, shape (n1, d).
         x2: inputs, shape (n2, d); None means ``x1``.
         n_samples: number of independent networks.
-        key: integer seed or JAX PRNG key.
+        seed: integer seed of the sampled networks (their keys come from
+            ``jax.random.PRNGKey(seed)``).
+        key: a JAX PRNG key to sample from instead of ``seed``. An integer ``key`` is
+            deprecated (a DeprecationWarning; it means ``seed``).
         batch_size: networks evaluated together (memory/speed trade-off).
         dtype: "float64" (default) or "float32".
 
@@ -67,7 +76,7 @@ def monte_carlo_kernel(network, x1, x2=None, *, n_samples: int = 64, key=0,
     if x2 is not None:
         x2 = as_matrix(x2, "x2", dtype=dtype)
         check_same_features(x1, x2)
-    key = jax.random.PRNGKey(key) if isinstance(key, int) else key
+    key = _sampling_key(seed, key)
     d = x1.shape[1]
     with precision(dtype):
         _check_memory(network, x1, x2, min(batch_size, n_samples), dtype)
@@ -97,6 +106,22 @@ def monte_carlo_kernel(network, x1, x2=None, *, n_samples: int = 64, key=0,
     return MonteCarloKernel(mean_nngp.astype(dtype), mean_ntk.astype(dtype),
                             np.sqrt(var_nngp / n_samples).astype(dtype),
                             np.sqrt(var_ntk / n_samples).astype(dtype), n_samples)
+
+
+def _sampling_key(seed, key):
+    """The JAX key of the samples: from ``seed``, or ``key`` (an integer key: deprecated)."""
+    if key is None:
+        return jax.random.PRNGKey(check_seed(seed))
+    if seed != 0:
+        raise TypeError(f"give seed or key, not both; got seed={seed!r} and key={key!r}.")
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        deprecation("monte_carlo_kernel(key=<an integer>) is seed=<that integer>", stacklevel=4)
+        return jax.random.PRNGKey(key)
+    if not isinstance(key, jax.Array) or not (
+            jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or key.shape == (2,)):
+        raise TypeError(f"key must be a JAX PRNG key (jax.random.key or jax.random.PRNGKey); "
+                        f"got {key!r}. Pass an integer as seed=.")
+    return key
 
 
 def _check_memory(network, x1, x2, batch, dtype) -> None:

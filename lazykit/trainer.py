@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from lazykit._measure import Measurement, blank, float_dtype, make_measurer, unmoved
 from lazykit._problem import as_2d, model_spec
-from lazykit._validation import positive_int
+from lazykit._validation import DEPRECATED, deprecated_keyword, positive_int
 from lazykit.empirical import empirical_ntk
 from lazykit.models import TwoLayer
 from lazykit.tangent import apply_function, tree_sub
@@ -103,10 +103,11 @@ def make_trainer(model, loss="mse", optimizer=None, *, tangent: bool = True, cen
     R(alpha f) / alpha^2: ``init``, ``step``, ``measure``, ``measured_step``, ``run`` and
     ``linearize``.
 
-    * ``init(params, x, *, alpha=None, lr=None) -> TrainState``: w_0 = ``params``,
-      f(w_0, x) and the empirical NTK at w_0 on the training inputs ``x``; ``alpha``
-      defaults to a TwoLayer's own alpha (else 1); ``lr`` is required with the default
-      optimizer (gradient descent) and refused with an optax one.
+    * ``init(params, x, *, alpha=None, learning_rate=None) -> TrainState``: w_0 =
+      ``params``, f(w_0, x) and the empirical NTK at w_0 on the training inputs ``x``;
+      ``alpha`` defaults to a TwoLayer's own alpha (else 1); ``learning_rate`` is required
+      with the default optimizer (gradient descent) and refused with an optax one (its
+      old name ``lr`` is deprecated: a DeprecationWarning).
     * ``step(state, x, y, batch=None) -> (state, objective)``: one step of both models
       on all rows, or on the rows ``batch`` (an integer array: SGD); ``objective`` holds
       F_alpha of the network and of the tangent model before the step (NaN without it).
@@ -160,7 +161,7 @@ def make_trainer(model, loss="mse", optimizer=None, *, tangent: bool = True, cen
         >>> model = lazykit.TwoLayer(64)
         >>> trainer = lazykit.make_trainer(model)
         >>> params = model.init(0, input_dim=2)
-        >>> init = jax.vmap(lambda a: trainer.init(params, x, alpha=a, lr=64.0))
+        >>> init = jax.vmap(lambda a: trainer.init(params, x, alpha=a, learning_rate=64.0))
         >>> states = init(np.array([10.0, 100.0]))  # one state per alpha
         >>> run = jax.jit(jax.vmap(trainer.run, in_axes=(0, None, None, None)))
         >>> states, (objectives, records) = run(states, x, y, np.zeros((4, 50, 0), int))
@@ -211,18 +212,20 @@ def _build(key, loss_fn, optimizer, tangent, center, ntk_points, neurons, defaul
         params = jax.tree_util.tree_map(lambda p, u: (p + u).astype(p.dtype), params, updates)
         return params, opt_state, value, aux
 
-    def init(params, x, *, alpha=None, lr=None):
+    def init(params, x, *, alpha=None, learning_rate=None, lr=DEPRECATED):
+        learning_rate = deprecated_keyword(learning_rate, lr, "learning_rate", "lr")
         params = jax.tree_util.tree_map(jnp.asarray, params)
         dtype = float_dtype(params)
         opt_state = opt.init(params)
         if optimizer is None:
-            if lr is None:
-                raise ValueError("lr is required with the default optimizer (gradient "
-                                 "descent); or pass an optax optimizer to make_trainer.")
-            opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, dtype)
-        elif lr is not None:
-            raise ValueError("lr is set by the optax optimizer given to make_trainer; got "
-                             f"lr={lr!r} as well.")
+            if learning_rate is None:
+                raise ValueError("learning_rate is required with the default optimizer "
+                                 "(gradient descent); or pass an optax optimizer to "
+                                 "make_trainer.")
+            opt_state.hyperparams["learning_rate"] = jnp.asarray(learning_rate, dtype)
+        elif learning_rate is not None:
+            raise ValueError("learning_rate is set by the optax optimizer given to "
+                             f"make_trainer; got learning_rate={learning_rate!r} as well.")
         copy = jax.tree_util.tree_map(lambda v: v, opt_state)
         x = jnp.asarray(x, dtype)
         ntk0 = empirical_ntk(key, params, x[:ntk_points]) if ntk_points else None

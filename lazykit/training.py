@@ -26,7 +26,7 @@ from lazykit._problem import (
     model_spec,
     run_dtype,
 )
-from lazykit._validation import nonnegative_float, positive_int
+from lazykit._validation import DEPRECATED, deprecated_keyword, nonnegative_float, positive_int
 from lazykit.models import TwoLayer
 from lazykit.tangent import apply_function
 from lazykit.trainer import default_optimizer, loss_function, make_trainer
@@ -39,12 +39,12 @@ class TrainingDivergedError(FloatingPointError):
     """A loss became NaN or infinite, or grew 1e8-fold: the learning rate is too large."""
 
 
-def train(model, X, y, *, loss="mse", steps: int, lr: float | None = None,
+def train(model, X, y, *, loss="mse", steps: int, learning_rate: float | None = None,
           optimizer=None, batch_size: int | None = None, tangent: bool = True, X_test=None,
           y_test=None, record_every: int | None = None, params=None, alpha=None, center=None,
           mean_field: bool = False, seed: int = 0, ntk_points: int = 64,
           record_neurons: bool = True, verbose: bool | None = None,
-          dtype=None, ntk_every: int | None = None) -> TrajectoryRecord:
+          dtype=None, ntk_every: int | None = None, lr=DEPRECATED) -> TrajectoryRecord:
     """Train a network and its tangent model side by side on R(alpha f) / alpha^2.
 
     Args:
@@ -61,8 +61,8 @@ def train(model, X, y, *, loss="mse", steps: int, lr: float | None = None,
             -> scalar`` of the scaled outputs (n, o) and the targets (n, o), a mean over
             points.
         steps: number of optimizer steps.
-        lr: learning rate of gradient descent (``batch_size=None``) or SGD on
-            F_alpha. Give either ``lr`` or ``optimizer``.
+        learning_rate: learning rate of gradient descent (``batch_size=None``) or SGD on
+            F_alpha. Give either ``learning_rate`` or ``optimizer``.
         optimizer: an optax ``GradientTransformation`` used for both models instead.
         batch_size: None for full-batch gradient descent; else SGD with batches
             drawn without replacement, reshuffled every epoch (seeded by ``seed``).
@@ -87,7 +87,9 @@ def train(model, X, y, *, loss="mse", steps: int, lr: float | None = None,
         record_neurons: keep the neuron positions (a_j, c_j) of a TwoLayer at every record.
         verbose: progress bar; None shows it only on a terminal.
         dtype: "float32" or "float64"; None keeps the dtype of given parameters (or of
-            ``init_fn``'s) and is float64 for parameters lazykit draws.
+            ``init_fn``'s) and is float64 for parameters lazykit draws (docs/architecture.md,
+            Conventions).
+        lr: deprecated name of ``learning_rate`` (a DeprecationWarning).
 
     Returns:
         :class:`lazykit.TrajectoryRecord`.
@@ -105,14 +107,17 @@ def train(model, X, y, *, loss="mse", steps: int, lr: float | None = None,
         >>> import numpy as np, lazykit
         >>> rng = np.random.default_rng(0)
         >>> X, y = rng.normal(size=(20, 2)), rng.normal(size=20)
-        >>> record = lazykit.train(lazykit.TwoLayer(64, alpha=100.0), X, y, steps=200, lr=64.0)
+        >>> record = lazykit.train(lazykit.TwoLayer(64, alpha=100.0), X, y, steps=200,
+        ...                        learning_rate=64.0)
         >>> int(record.step[-1]), bool(record.train_loss[-1] < record.train_loss[0])
         (200, True)
         >>> bool(record.sup_deviation() < 0.1)  # lazy: network and tangent model agree
         True
     """
+    learning_rate = deprecated_keyword(learning_rate, lr, "learning_rate", "lr")
     records, diverged = train_runs(
-        model, X, y, [(None, seed)], alpha=alpha, loss=loss, steps=steps, lr=lr,
+        model, X, y, [(None, seed)], alpha=alpha, loss=loss, steps=steps,
+        learning_rate=learning_rate,
         optimizer=optimizer, batch_size=batch_size, tangent=tangent, X_test=X_test, y_test=y_test,
         record_every=record_every, params=params, center=center, mean_field=mean_field,
         ntk_points=ntk_points, record_neurons=record_neurons, verbose=verbose, dtype=dtype,
@@ -122,7 +127,8 @@ def train(model, X, y, *, loss="mse", steps: int, lr: float | None = None,
     return records[0]
 
 
-def train_runs(model, X, y, runs, *, alpha=None, loss, steps, lr, optimizer, batch_size,
+def train_runs(model, X, y, runs, *, alpha=None, loss, steps, learning_rate, optimizer,
+               batch_size,
                tangent, X_test, y_test, record_every, params, center, mean_field, ntk_points,
                record_neurons, verbose, dtype, ntk_every=None, batched=True, label="train"):
     """Train every (alpha, seed) of ``runs`` (a run's alpha None: ``alpha``, else the model's
@@ -148,7 +154,7 @@ def train_runs(model, X, y, runs, *, alpha=None, loss, steps, lr, optimizer, bat
                              f"({x.shape[0]}); got {batch_size}.")
     for a in dict.fromkeys(alphas):
         run_model = model.replace(alpha=a) if isinstance(model, TwoLayer) else model
-        lr_eff, unstable = _learning_rate(run_model, lr, optimizer, mean_field,
+        lr_eff, unstable = _learning_rate(run_model, learning_rate, optimizer, mean_field,
                                           batch_size is not None)
     ntk_points = positive_int(ntk_points, "ntk_points", minimum=0)
     if ntk_every is not None:
@@ -183,7 +189,7 @@ def train_runs(model, X, y, runs, *, alpha=None, loss, steps, lr, optimizer, bat
             divergence=functools.partial(_divergence, unstable=unstable, tangent=tangent),
             on_host=on_host, host_ntk=host_ntk, verbose=verbose, label=label, batched=batched)
     records = [None if i in diverged else _record(
-        spec.problem(p0, a), states, measured, i, batched, lr=lr_eff, loss=loss,
+        spec.problem(p0, a), states, measured, i, batched, learning_rate=lr_eff, loss=loss,
         tangent=tangent) for i, (p0, a) in enumerate(zip(params0, alphas, strict=True))]
     return records, [(alphas[i], seeds[i], diverged[i]) for i in sorted(diverged)]
 
@@ -214,11 +220,12 @@ def _test_data(X_test, y_test, x, loss, dtype, matrix):
     return test
 
 
-def _record(problem, states, measured, run, batched, *, lr, loss, tangent):
+def _record(problem, states, measured, run, batched, *, learning_rate, loss, tangent):
     """The TrajectoryRecord of run ``run`` of the (stacked, if ``batched``) final states."""
     state = jax.tree_util.tree_map(lambda v: v[run], states) if batched else states
     return TrajectoryRecord.from_measurements(
-        jax.tree_util.tree_map(lambda v: v[run], measured), problem=problem, lr=lr, loss=loss,
+        jax.tree_util.tree_map(lambda v: v[run], measured), problem=problem,
+        learning_rate=learning_rate, loss=loss,
         params=state.params, tangent_params=state.tangent_params if tangent else None)
 
 
@@ -241,28 +248,28 @@ def _check_loss(loss_fn, y):
                          f"{shape} for outputs and targets of shape {y.shape}.")
 
 
-def _learning_rate(model, lr, optimizer, mean_field, batched=False):
+def _learning_rate(model, learning_rate, optimizer, mean_field, batched=False):
     """The effective learning rate (None for an optax optimizer) and what a divergence message
     says was unstable."""
-    if (lr is None) == (optimizer is None):
-        raise ValueError("give exactly one of lr (plain gradient descent / SGD) and optimizer "
-                         f"(an optax GradientTransformation); got lr={lr!r}, "
-                         f"optimizer={optimizer!r}.")
+    if (learning_rate is None) == (optimizer is None):
+        raise ValueError("give exactly one of learning_rate (plain gradient descent / SGD) and "
+                         f"optimizer (an optax GradientTransformation); got "
+                         f"learning_rate={learning_rate!r}, optimizer={optimizer!r}.")
     if mean_field:
         if not isinstance(model, TwoLayer) or model.alpha != 1.0:
             raise ValueError("mean_field=True is the alpha = 1 regime of a TwoLayer (steps "
                              f"multiplied by the width); got {model!r}. Use TwoLayer(..., "
-                             "alpha=1.0), or scale lr yourself.")
+                             "alpha=1.0), or scale learning_rate yourself.")
         if optimizer is not None:
-            raise ValueError("mean_field=True scales the learning rate lr; it cannot scale "
-                             "an optax optimizer. Pass lr instead.")
+            raise ValueError("mean_field=True scales learning_rate; it cannot scale an optax "
+                             "optimizer. Pass learning_rate instead.")
     if optimizer is not None:
         return None, "The optax optimizer is unstable at its learning rate"
-    lr = nonnegative_float(lr, "lr", strict=True)
+    rate = nonnegative_float(learning_rate, "learning_rate", strict=True)
     scale = model.width if mean_field else 1
     rule = "SGD" if batched else "Gradient descent"
     width = f" (x width {scale})" if mean_field else ""
-    return lr * scale, f"{rule} with lr={lr:g}{width} is unstable"
+    return rate * scale, f"{rule} with learning_rate={rate:g}{width} is unstable"
 
 
 def _divergence(objectives, measured, run, first, lengths, starts, alpha, unstable, tangent):

@@ -11,6 +11,7 @@ import numpy as np
 
 from lazykit._dtypes import precision
 from lazykit._problem import Problem, as_2d, as_inputs, output_of
+from lazykit._validation import deprecation
 from lazykit.tangent import tree_sub
 
 # Columns of the table assembled by lazykit.train, in order.
@@ -26,8 +27,8 @@ class TrajectoryRecord:
     All series are NumPy arrays over records (NaN where not measured):
 
     * ``step``, ``time`` (= step x learning rate, the gradient-flow time; with an optax
-      optimizer, whose step size lazykit does not know, ``lr`` is None and ``time`` is the
-      step count, see :attr:`time_label`);
+      optimizer, whose step size lazykit does not know, ``learning_rate`` is None and
+      ``time`` is the step count, see :attr:`time_label`);
     * ``train_loss``, ``tangent_train_loss``, ``test_loss``, ``tangent_test_loss``:
       R(alpha f) and R(alpha T f);
     * ``deviation_train``, ``deviation_test``: ||alpha f - alpha T f||, the root mean
@@ -42,14 +43,14 @@ class TrajectoryRecord:
     * ``neurons``: TwoLayer neuron positions (a_j, c_j), shape (records, m, d + 2).
 
     ``loss`` is the loss as given ("mse", "logistic" or the function); ``loss_name`` its
-    name.
+    name. ``lr``, the old name of ``learning_rate``, is deprecated (a DeprecationWarning).
 
     Examples:
         >>> import numpy as np, lazykit
         >>> rng = np.random.default_rng(0)
         >>> X, y = rng.normal(size=(10, 2)), rng.normal(size=10)
-        >>> rec = lazykit.train(lazykit.TwoLayer(32, alpha=5.0), X, y, steps=50, lr=10.0,
-        ...                     record_every=25)
+        >>> rec = lazykit.train(lazykit.TwoLayer(32, alpha=5.0), X, y, steps=50,
+        ...                     learning_rate=10.0, record_every=25)
         >>> rec.to_dataframe()[["step", "train_loss"]].shape
         (3, 2)
         >>> rec.predict(X).shape, rec.neurons.shape
@@ -70,30 +71,31 @@ class TrajectoryRecord:
     pattern_change: np.ndarray
     neurons: np.ndarray | None
     alpha: float
-    lr: float | None
+    learning_rate: float | None
     loss: Any
     params: Any = dataclasses.field(repr=False)
     tangent_params: Any = dataclasses.field(repr=False)
     problem: Problem = dataclasses.field(repr=False)
 
     @classmethod
-    def from_table(cls, table: np.ndarray, *, problem: Problem, lr, loss, params,
+    def from_table(cls, table: np.ndarray, *, problem: Problem, learning_rate, loss, params,
                    tangent_params, neurons) -> TrajectoryRecord:
         columns = dict(zip(COLUMNS, table.T, strict=True))
         step = columns.pop("step").astype(np.int64)
-        time = step * (1.0 if lr is None else lr)
+        time = step * (1.0 if learning_rate is None else learning_rate)
         return cls(step=step, time=time, **columns, neurons=neurons, alpha=problem.alpha,
-                   lr=lr, loss=loss, params=params, tangent_params=tangent_params,
-                   problem=problem)
+                   learning_rate=learning_rate, loss=loss, params=params,
+                   tangent_params=tangent_params, problem=problem)
 
     @classmethod
-    def from_measurements(cls, measured, *, problem: Problem, lr, loss, params,
+    def from_measurements(cls, measured, *, problem: Problem, learning_rate, loss, params,
                           tangent_params) -> TrajectoryRecord:
         """The record of a run from its stacked :class:`lazykit.trainer.Measurement`."""
         table = np.stack([np.asarray(getattr(measured, name), np.float64) for name in COLUMNS],
                          axis=1)
         neurons = None if measured.neurons is None else np.asarray(measured.neurons)
-        return cls.from_table(table, problem=problem, lr=lr, loss=loss, params=params,
+        return cls.from_table(table, problem=problem, learning_rate=learning_rate, loss=loss,
+                              params=params,
                               tangent_params=tangent_params, neurons=neurons)
 
     @property
@@ -103,9 +105,16 @@ class TrajectoryRecord:
             self.loss, "__name__", type(self.loss).__name__)
 
     @property
+    def lr(self) -> float | None:
+        """Deprecated name of :attr:`learning_rate` (a DeprecationWarning)."""
+        deprecation("TrajectoryRecord.lr is TrajectoryRecord.learning_rate")
+        return self.learning_rate
+
+    @property
     def time_label(self) -> str:
-        """What ``time`` measures: "time (steps x lr)", or "steps" with an optax optimizer."""
-        return "steps" if self.lr is None else "time (steps x lr)"
+        """What ``time`` measures: "time (steps x lr)", the gradient-flow time, or "steps"
+        with an optax optimizer."""
+        return "steps" if self.learning_rate is None else "time (steps x lr)"
 
     @property
     def params0(self):

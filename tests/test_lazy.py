@@ -26,7 +26,7 @@ def _sweep(activation, width, trial, target_rms=1.0, **kwargs):
     return lazykit.lazy_sweep(
         lazykit.TwoLayer(width, activation=activation, symmetric=False), X, target_rms * y,
         alphas=ALPHAS,
-        seeds=seeds, steps=400, lr=float(width), record_every=20, center=True,
+        seeds=seeds, steps=400, learning_rate=float(width), record_every=20, center=True,
         compute_laziness=False, ntk_points=0, record_neurons=False, **kwargs)
 
 
@@ -61,7 +61,7 @@ def test_laziness_falls_like_one_over_alpha_and_separates_lazy_from_active_runs(
     X, y, _, _ = teacher_student(3, n=30, d=2)
     model = lazykit.TwoLayer(200)
     sweep = lazykit.lazy_sweep(model, X, y, alphas=[1.0, 3.0, 10.0, 30.0, 100.0], seeds=[0, 1],
-                               steps=500, lr=200.0, record_every=50)
+                               steps=500, learning_rate=200.0, record_every=50)
     # Symmetric initialization: kappa(alpha) = kappa(1) / alpha exactly.
     for seed in (0, 1):
         kappa = sweep.kappa[sweep.seed == seed]
@@ -143,7 +143,8 @@ def test_sweep_table_plot_and_validation():
     matplotlib.use("Agg")
     X, y, Xt, yt = teacher_student(5, n=10, d=2, n_test=5)
     sweep = lazykit.lazy_sweep(lazykit.TwoLayer(16), X, y, alphas=[10, 100], seeds=[0, 1],
-                               steps=20, lr=16.0, X_test=Xt, y_test=yt, keep_records=True)
+                               steps=20, learning_rate=16.0, X_test=Xt, y_test=yt,
+                               keep_records=True)
     frame = sweep.to_dataframe()
     assert len(frame) == 4 and list(frame["alpha"]) == [10, 10, 100, 100]
     assert np.all(np.isfinite(frame["deviation_test"])) and len(sweep.records) == 4
@@ -151,11 +152,12 @@ def test_sweep_table_plot_and_validation():
     net = lazykit.mlp(1, 4, "tanh")
     pair = (net.apply, [{"W": np.ones((2, 4)), "b": np.zeros(4)}, (),
                         {"W": np.ones((4, 1)), "b": np.zeros(1)}])
-    on_pair = lazykit.lazy_sweep(pair, X, y, alphas=[10, 100], steps=5, lr=0.1)
+    on_pair = lazykit.lazy_sweep(pair, X, y, alphas=[10, 100], steps=5, learning_rate=0.1)
     assert on_pair.kappa[0] == pytest.approx(10 * on_pair.kappa[1], rel=1e-6)
     with pytest.raises(ValueError, match="at least two distinct positive values"):
-        lazykit.lazy_sweep(lazykit.TwoLayer(4), X, y, alphas=[1.0], steps=1, lr=1.0)
+        lazykit.lazy_sweep(lazykit.TwoLayer(4), X, y, alphas=[1.0], steps=1, learning_rate=1.0)
     with pytest.raises(ValueError, match="at least two distinct positive values"):
-        lazykit.lazy_sweep(lazykit.TwoLayer(4), X, y, alphas=[1.0, -1.0], steps=1, lr=1.0)
+        lazykit.lazy_sweep(lazykit.TwoLayer(4), X, y, alphas=[1.0, -1.0], steps=1,
+                           learning_rate=1.0)
     with pytest.raises(ValueError, match="lazy_sweep sets alpha itself"):
-        lazykit.lazy_sweep(net, X, y, alphas=[1, 2], steps=1, lr=1.0, alpha=3.0)
+        lazykit.lazy_sweep(net, X, y, alphas=[1, 2], steps=1, learning_rate=1.0, alpha=3.0)

@@ -24,7 +24,7 @@ def test_one_hidden_layer_is_unbiased(rng, activation, parameterization):
     net = lazykit.mlp(1, 256, activation, W_std=1.3, b_std=0.2,
                       parameterization=parameterization, n_nodes=64)
     exact = net.kernel(x)
-    mc = lazykit.monte_carlo_kernel(net, x, n_samples=96, key=7)
+    mc = lazykit.monte_carlo_kernel(net, x, n_samples=96, seed=7)
     for estimate, stderr, analytic in ((mc.nngp, mc.nngp_stderr, exact.nngp),
                                        (mc.ntk, mc.ntk_stderr, exact.ntk)):
         z = np.abs(estimate - analytic) / np.maximum(stderr, 1e-12 * np.abs(analytic).max())
@@ -38,9 +38,9 @@ def test_two_hidden_layers_after_richardson_extrapolation(rng, activation):
     width = 128
     exact = lazykit.mlp(2, width, activation, W_std=1.5, b_std=0.1).kernel(x)
     small = lazykit.monte_carlo_kernel(lazykit.mlp(2, width, activation, W_std=1.5, b_std=0.1),
-                                       x, n_samples=192, key=1)
+                                       x, n_samples=192, seed=1)
     large = lazykit.monte_carlo_kernel(lazykit.mlp(2, 2 * width, activation, W_std=1.5,
-                                                   b_std=0.1), x, n_samples=192, key=2)
+                                                   b_std=0.1), x, n_samples=192, seed=2)
     for kind in ("nngp", "ntk"):
         estimate = 2 * getattr(large, kind) - getattr(small, kind)
         stderr = np.sqrt(4 * getattr(large, kind + "_stderr") ** 2

@@ -28,7 +28,7 @@ def assert_same_record(got, expected, rtol=1e-10):
     for name in COLUMNS[1:]:
         np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=rtol,
                                    atol=0, err_msg=name)
-    assert got.alpha == expected.alpha and got.lr == expected.lr
+    assert got.alpha == expected.alpha and got.learning_rate == expected.learning_rate
     pairs = [(got.params, expected.params), (got.tangent_params, expected.tangent_params),
              (got.params0, expected.params0)]
     for a, b in pairs:
@@ -44,7 +44,7 @@ def assert_same_record(got, expected, rtol=1e-10):
 # A batched sweep is the runs done one by one ----------------------------------------------
 
 SWEEPS = {
-    "gradient descent": dict(lr=16.0),
+    "gradient descent": dict(learning_rate=16.0),
     "SGD with adam": dict(optimizer=optax.adam(0.02), batch_size=5),
 }
 
@@ -71,7 +71,7 @@ def test_batched_sweep_gives_the_records_of_runs_done_one_by_one(data, case):
 def test_one_compilation_serves_every_alpha_of_every_sweep(data):
     X, y, _, _ = data
     model = lazykit.TwoLayer(12)
-    kwargs = dict(seeds=[0, 1], steps=8, lr=12.0, record_every=4, compute_laziness=False)
+    kwargs = dict(seeds=[0, 1], steps=8, learning_rate=12.0, record_every=4, compute_laziness=False)
     lazykit.lazy_sweep(model, X, y, alphas=[1.0, 10.0], **kwargs)
     trainer = lazykit.make_trainer(model, "mse", None, tangent=True, center=False,
                                    ntk_points=64, record_neurons=True)
@@ -112,7 +112,8 @@ def test_train_on_images_with_an_init_fn(images):
     X, y, Xt, yt = images
     apply_fn, init_fn = conv_net()
     model = (apply_fn, None, init_fn)
-    rec = lazykit.train(model, X, y, steps=12, lr=1.0, record_every=3, X_test=Xt, y_test=yt,
+    rec = lazykit.train(model, X, y, steps=12, learning_rate=1.0, record_every=3, X_test=Xt,
+                        y_test=yt,
                         alpha=2.0, seed=1)
     np.testing.assert_array_equal(rec.step, [0, 3, 6, 9, 12])
     for name, value in init_fn(1).items():  # seed 1 starts from init_fn(1)
@@ -136,20 +137,21 @@ def test_train_on_images_with_an_init_fn(images):
     ntk_line = lines["NTK change (rel.)"]  # the last record only (step 0 is off the log axis)
     np.testing.assert_allclose(ntk_line.get_ydata(), rec.ntk_change[-1:])
     assert ntk_line.get_marker() == "o"
-    every = lazykit.train(model, X, y, steps=12, lr=1.0, record_every=3, alpha=2.0, seed=1,
+    every = lazykit.train(model, X, y, steps=12, learning_rate=1.0, record_every=3, alpha=2.0,
+                          seed=1,
                           ntk_every=1)
     assert np.all(np.isfinite(every.ntk_change))
     np.testing.assert_allclose(every.ntk_change[-1], rec.ntk_change[-1], rtol=1e-10)
     with pytest.raises(ValueError, match=r"X and X_test must have the same shape per example; "
                                          r"got \(8, 8, 1\) and \(8, 8\)"):
-        lazykit.train(model, X, y, steps=1, lr=1.0, X_test=Xt[..., 0], y_test=yt)
+        lazykit.train(model, X, y, steps=1, learning_rate=1.0, X_test=Xt[..., 0], y_test=yt)
 
 
 def test_lazy_sweep_on_images_equals_train_and_varies_the_seeds(images):
     X, y, _, _ = images
     apply_fn, init_fn = conv_net()
     model = (apply_fn, None, init_fn)
-    common = dict(steps=6, lr=1.0, record_every=2)
+    common = dict(steps=6, learning_rate=1.0, record_every=2)
     sweep = lazykit.lazy_sweep(model, X, y, alphas=[1.0, 10.0], seeds=[0, 3], keep_records=True,
                                **common)
     assert sweep.movement_slope.slope == pytest.approx(-1.0, abs=0.1)
@@ -174,7 +176,7 @@ def test_steps_from_the_host_give_the_records_of_the_scan(data, monkeypatch):
     lax.scan path compute the same records, with gradient descent and with SGD."""
     X, y, Xt, yt = data
     model = lazykit.TwoLayer(10, activation="tanh", alpha=4.0, symmetric=False)
-    for extra in (dict(lr=8.0), dict(lr=8.0, batch_size=4)):
+    for extra in (dict(learning_rate=8.0), dict(learning_rate=8.0, batch_size=4)):
         kwargs = dict(steps=10, record_every=4, X_test=Xt, y_test=yt, center=True, **extra)
         scanned = lazykit.train(model, X, y, **kwargs)
         with monkeypatch.context() as patch:
@@ -192,16 +194,17 @@ def squared_error(outputs, targets):
 def test_a_callable_equal_to_mse_gives_the_same_record(data):
     X, y, Xt, yt = data
     model = lazykit.TwoLayer(16, alpha=4.0)
-    kwargs = dict(steps=12, lr=16.0, record_every=4, X_test=Xt, y_test=yt)
+    kwargs = dict(steps=12, learning_rate=16.0, record_every=4, X_test=Xt, y_test=yt)
     named = lazykit.train(model, X, y, loss="mse", **kwargs)
     custom = lazykit.train(model, X, y, loss=squared_error, **kwargs)
     assert_same_record(custom, named, rtol=1e-13)
     assert custom.loss is squared_error and custom.loss_name == "squared_error"
     with pytest.raises(ValueError, match=r"loss must return a scalar; loss\(outputs, targets\) "
                                          r"returned shape \(12,\)"):
-        lazykit.train(model, X, y, loss=lambda out, t: out[:, 0] - t[:, 0], steps=1, lr=1.0)
+        lazykit.train(model, X, y, loss=lambda out, t: out[:, 0] - t[:, 0], steps=1,
+                      learning_rate=1.0)
     with pytest.raises(ValueError, match=r"loss must be one of .* or a function"):
-        lazykit.train(model, X, y, loss=3, steps=1, lr=1.0)
+        lazykit.train(model, X, y, loss=3, steps=1, learning_rate=1.0)
 
 
 # Seeds that cannot vary the initialization ------------------------------------------------
@@ -211,7 +214,7 @@ def test_sweeps_over_seeds_need_an_initialization_that_varies(data):
     net = lazykit.mlp(1, 4, "tanh")
     params = net.init(0, 3)
     apply_fn, init_fn = net.apply, lambda seed: net.init(seed, 3)
-    kwargs = dict(alphas=[1.0, 10.0], seeds=[0, 1], steps=2, lr=0.1)
+    kwargs = dict(alphas=[1.0, 10.0], seeds=[0, 1], steps=2, learning_rate=0.1)
     message = r"cannot vary the initialization over seeds=\[0, 1\]: the model's parameters are " \
               r"fixed .*\(apply_fn, None, init_fn\)"
     for model, extra in (((apply_fn, params), {}), ((apply_fn, params, init_fn), {}),
@@ -225,9 +228,9 @@ def test_sweeps_over_seeds_need_an_initialization_that_varies(data):
                                compute_laziness=False)
     assert not np.array_equal(sweep.records[0].params0[0]["W"], sweep.records[1].params0[0]["W"])
     with pytest.raises(TypeError, match=r"init_fn, the third item .* must be a function"):
-        lazykit.train((apply_fn, None, "init"), X, y, steps=1, lr=0.1)
+        lazykit.train((apply_fn, None, "init"), X, y, steps=1, learning_rate=0.1)
     with pytest.raises(ValueError, match="params are required with a plain apply_fn"):
-        lazykit.train((lambda p, v: net.apply(p, v), None), X, y, steps=1, lr=0.1)
+        lazykit.train((lambda p, v: net.apply(p, v), None), X, y, steps=1, learning_rate=0.1)
 
 
 # Dtypes ------------------------------------------------------------------------------------
@@ -236,7 +239,7 @@ def test_the_model_dtype_is_kept_unless_dtype_asks_otherwise(data):
     X, y, _, _ = data
     net = lazykit.mlp(1, 4, "tanh")
     params32 = net.init(0, 3, dtype="float32")
-    kwargs = dict(steps=2, lr=0.1, record_every=1)
+    kwargs = dict(steps=2, learning_rate=0.1, record_every=1)
     rec = lazykit.train((net.apply, params32), X, y, **kwargs)
     assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(rec.params)} == {np.dtype("float32")}
     assert rec.predict(X).dtype == np.float32
@@ -252,7 +255,7 @@ def test_a_sweep_keeps_its_finished_runs_and_names_the_diverged_ones(data):
     """lr = 50 diverges at alpha = 0.1 and not at 10 or 100 (tanh student, this task)."""
     X, y, _, _ = data
     model = lazykit.TwoLayer(16, activation="tanh")
-    kwargs = dict(steps=50, lr=50.0, record_every=25, ntk_points=0, keep_records=True,
+    kwargs = dict(steps=50, learning_rate=50.0, record_every=25, ntk_points=0, keep_records=True,
                   compute_laziness=False)
     with pytest.warns(RuntimeWarning, match=r"1 of 3 runs diverged .*alpha=0\.1, seed=0: "
                                             r"training diverged at step \d+: the network's"):
@@ -261,13 +264,14 @@ def test_a_sweep_keeps_its_finished_runs_and_names_the_diverged_ones(data):
     assert [run[:2] for run in sweep.diverged] == [(0.1, 0)]
     assert sweep.diverged[0][2].startswith("training diverged at step")
     assert np.isfinite(sweep.movement_slope.slope)
-    alone = lazykit.train(model.replace(alpha=10.0), X, y, steps=50, lr=50.0, record_every=25,
+    alone = lazykit.train(model.replace(alpha=10.0), X, y, steps=50, learning_rate=50.0,
+                          record_every=25,
                           ntk_points=0)
     assert_same_record(sweep.records[0], alone)
     with pytest.raises(lazykit.TrainingDivergedError,
                        match=r"every run of the sweep diverged: alpha=10, seed=0: training "
                              r"diverged .*; alpha=100, seed=0"):
-        lazykit.lazy_sweep(model, X, y, alphas=[10.0, 100.0], **{**kwargs, "lr": 1e4})
+        lazykit.lazy_sweep(model, X, y, alphas=[10.0, 100.0], **{**kwargs, "learning_rate": 1e4})
 
 
 # make_trainer's pure functions ------------------------------------------------------------
@@ -279,7 +283,7 @@ def test_make_trainer_functions_compose_under_jit_and_vmap(data):
     with precision("float64"):
         params = model.init(0, 3, dtype="float64")
         x, t, xt, tt = (jnp.asarray(a) for a in (X, y[:, None], Xt, yt[:, None]))
-        state = jax.jit(trainer.init)(params, x, alpha=5.0, lr=10.0)
+        state = jax.jit(trainer.init)(params, x, alpha=5.0, learning_rate=10.0)
         assert isinstance(state, lazykit.TrainState) and state.alpha == 5.0
         # run: chunks of 4 steps, measured before their steps; a final 0-length chunk.
         final, (objectives, records) = jax.jit(trainer.run)(
@@ -306,7 +310,7 @@ def test_make_trainer_functions_compose_under_jit_and_vmap(data):
         assert state.linear is None
         stored = jax.jit(trainer.linearize)(state, x)
         from_init = jax.jit(lazykit.make_trainer(model, center=True, linearize=True).init)(
-            params, x, alpha=5.0, lr=10.0)
+            params, x, alpha=5.0, learning_rate=10.0)
         for start in (stored, from_init):
             moved, value = step(start, x, t)
             moved, value = step(moved, x, t)  # the second tangent step uses J (wbar - w_0)
@@ -316,16 +320,17 @@ def test_make_trainer_functions_compose_under_jit_and_vmap(data):
                             jax.tree_util.tree_leaves(reference.tangent_params), strict=True):
                 np.testing.assert_allclose(u, v, rtol=1e-12)
         # vmap over alphas: one stacked state per alpha.
-        states = jax.vmap(lambda a: trainer.init(params, x, alpha=a, lr=10.0))(
+        states = jax.vmap(lambda a: trainer.init(params, x, alpha=a, learning_rate=10.0))(
             jnp.array([5.0, 50.0]))
         _, (_, stacked) = jax.vmap(trainer.run, in_axes=(0, None, None, None))(
             states, x, t, np.zeros((3, 4, 0), np.int32))
         np.testing.assert_allclose(stacked.train_loss[0], records.train_loss, rtol=1e-10)
         assert stacked.deviation_train[1, -1] < stacked.deviation_train[0, -1]
-        with pytest.raises(ValueError, match="lr is required with the default optimizer"):
+        with pytest.raises(ValueError,
+                           match="learning_rate is required with the default optimizer"):
             trainer.init(params, x)
-        with pytest.raises(ValueError, match="lr is set by the optax optimizer"):
-            lazykit.make_trainer(model, optimizer=optax.sgd(0.1)).init(params, x, lr=0.1)
+        with pytest.raises(ValueError, match="learning_rate is set by the optax optimizer"):
+            lazykit.make_trainer(model, optimizer=optax.sgd(0.1)).init(params, x, learning_rate=0.1)
 
 
 def test_laziness_accepts_images(images):
@@ -343,5 +348,5 @@ def test_no_warning_from_a_sweep_without_divergence(data):
     X, y, _, _ = data
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        lazykit.lazy_sweep(lazykit.TwoLayer(8), X, y, alphas=[1.0, 2.0], steps=2, lr=8.0,
+        lazykit.lazy_sweep(lazykit.TwoLayer(8), X, y, alphas=[1.0, 2.0], steps=2, learning_rate=8.0,
                            compute_laziness=False)

@@ -30,7 +30,7 @@ def test_small_alpha_with_a_negligible_step_is_not_a_divergence(data, alpha):
     """F_alpha = R(alpha f) / alpha^2 is 1e10 times R at alpha = 1e-5; the old test compared it
     with R and stopped at step 0. With lr = 1e-20 nothing moves: every loss is the first."""
     X, y = data
-    record = lazykit.train(lazykit.TwoLayer(16, alpha=alpha), X, y, steps=5, lr=1e-20,
+    record = lazykit.train(lazykit.TwoLayer(16, alpha=alpha), X, y, steps=5, learning_rate=1e-20,
                            record_every=5)
     initial = 0.5 * np.mean(y**2)  # symmetric initialization: alpha f(w_0) = 0
     np.testing.assert_allclose(record.train_loss, initial, rtol=1e-12)
@@ -44,10 +44,10 @@ def test_real_divergence_is_caught_at_the_first_bad_step_at_any_alpha(data, alph
     record measures (the same scale as 'it was ... at step 0')."""
     X, y = data
     model = lazykit.TwoLayer(16, alpha=alpha)
-    one_step = lazykit.train(model, X, y, steps=1, lr=1e6, record_every=1, ntk_points=0)
+    one_step = lazykit.train(model, X, y, steps=1, learning_rate=1e6, record_every=1, ntk_points=0)
     assert one_step.train_loss[1] > lazykit.training.DIVERGENCE_FACTOR * one_step.train_loss[0]
     with pytest.raises(lazykit.TrainingDivergedError) as info:
-        lazykit.train(model, X, y, steps=20, lr=1e6, record_every=20, ntk_points=0)
+        lazykit.train(model, X, y, steps=20, learning_rate=1e6, record_every=20, ntk_points=0)
     message = str(info.value)
     assert message.startswith("training diverged at step 1: the network's loss is "
                               f"{one_step.train_loss[1]:.3g} (it was "
@@ -76,8 +76,9 @@ def test_divergence_message_with_an_optax_optimizer_reads_as_a_sentence(data):
 def test_divergence_message_names_sgd_and_the_learning_rate(data):
     X, y = data
     with pytest.raises(lazykit.TrainingDivergedError,
-                       match=r"\)\. SGD with lr=1e\+06 is unstable; use a smaller"):
-        lazykit.train(lazykit.TwoLayer(16, alpha=1.0), X, y, steps=4, lr=1e6, batch_size=4,
+                       match=r"\)\. SGD with learning_rate=1e\+06 is unstable; use a smaller"):
+        lazykit.train(lazykit.TwoLayer(16, alpha=1.0), X, y, steps=4, learning_rate=1e6,
+                      batch_size=4,
                       record_every=4, ntk_points=0)
 
 
@@ -89,7 +90,7 @@ def test_optax_runs_are_plotted_against_steps_not_gradient_flow_time(data):
     model = lazykit.TwoLayer(16, alpha=4.0)
     adam = lazykit.train(model, X, y, steps=4, optimizer=optax.adam(1e-2), record_every=2,
                          ntk_points=0)
-    gd = lazykit.train(model, X, y, steps=4, lr=0.5, record_every=2, ntk_points=0)
+    gd = lazykit.train(model, X, y, steps=4, learning_rate=0.5, record_every=2, ntk_points=0)
     np.testing.assert_array_equal(adam.time, adam.step)
     np.testing.assert_array_equal(gd.time, gd.step * 0.5)
     assert [ax.get_xlabel() for ax in adam.plot().axes] == ["steps"] * 3
@@ -113,7 +114,7 @@ def test_train_and_laziness_name_bad_targets(data, make, error, message):
     X, y = data
     model = lazykit.TwoLayer(16, alpha=1.0)
     with pytest.raises(error, match=message):
-        lazykit.train(model, X, make(y), steps=1, lr=1.0)
+        lazykit.train(model, X, make(y), steps=1, learning_rate=1.0)
     with pytest.raises(error, match=message):
         lazykit.laziness(model, model.init(0, 3), X, make(y))
 
@@ -121,7 +122,8 @@ def test_train_and_laziness_name_bad_targets(data, make, error, message):
 def test_train_names_bad_test_targets(data):
     X, y = data
     with pytest.raises(TypeError, match="y_test must hold real numbers; got complex"):
-        lazykit.train(lazykit.TwoLayer(16), X, y, steps=1, lr=1.0, X_test=X, y_test=y + 1j)
+        lazykit.train(lazykit.TwoLayer(16), X, y, steps=1, learning_rate=1.0, X_test=X,
+                      y_test=y + 1j)
 
 
 # Item 11: Equinox-like modules as params -------------------------------------------------
@@ -150,7 +152,7 @@ def _module_entry_points(X, y, module):
         return p(x)
 
     return {
-        "train": lambda: lazykit.train(apply_fn, X, y, steps=1, lr=1.0, params=module),
+        "train": lambda: lazykit.train(apply_fn, X, y, steps=1, learning_rate=1.0, params=module),
         "laziness": lambda: lazykit.laziness(apply_fn, module, X, y),
         "empirical_ntk": lambda: lazykit.empirical_ntk(apply_fn, module, X),
         "linearize": lambda: lazykit.linearize(apply_fn, module),
@@ -178,7 +180,7 @@ def test_parameters_must_be_real_and_finite(data):
                                          "NaN or inf"):
         lazykit.empirical_ntk(model, nan_params, X)
     with pytest.raises(ValueError, match=r"params must be finite; the leaf params\['a'\]"):
-        lazykit.train(model, X, y, steps=1, lr=1.0, params=nan_params)
+        lazykit.train(model, X, y, steps=1, learning_rate=1.0, params=nan_params)
     with pytest.raises(TypeError, match=r"params must hold real numbers; the leaf params\['c'\] "
                                         "has dtype complex128"):
         lazykit.empirical_ntk(model, {"a": params["a"], "c": np.asarray(params["c"]) + 1j}, X)

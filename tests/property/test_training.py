@@ -71,7 +71,8 @@ def test_gradient_descent_at_a_small_learning_rate_never_increases_the_loss(X, y
     tangent_lr, network_lr = _descent_rates(activation, alpha, params, X, y)
     lr = fraction * min(tangent_lr, network_lr)
     smooth = activation == "erf"  # the descent lemma holds for the network too (not at kinks)
-    record = lazykit.train(model, X, y, steps=6, lr=lr, params=params, record_every=1, **QUIET)
+    record = lazykit.train(model, X, y, steps=6, learning_rate=lr, params=params, record_every=1,
+                           **QUIET)
     _non_increasing(record.tangent_train_loss, "tangent model loss")
     if smooth:
         _non_increasing(record.train_loss, "network loss")
@@ -84,8 +85,9 @@ def test_sgd_with_the_whole_batch_is_gradient_descent(X, y, alpha):
     model = lazykit.TwoLayer(WIDTH, activation="erf", alpha=alpha)
     params = model.init(0, D, dtype="float64")
     lr = 0.5 * _descent_rates("erf", alpha, params, X, y)[0]
-    full = lazykit.train(model, X, y, steps=4, lr=lr, params=params, record_every=1, **QUIET)
-    batch = lazykit.train(model, X, y, steps=4, lr=lr, params=params, record_every=1,
+    full = lazykit.train(model, X, y, steps=4, learning_rate=lr, params=params, record_every=1,
+                         **QUIET)
+    batch = lazykit.train(model, X, y, steps=4, learning_rate=lr, params=params, record_every=1,
                           batch_size=N, **QUIET)
     for name in ("train_loss", "tangent_train_loss"):
         np.testing.assert_allclose(getattr(batch, name), getattr(full, name), rtol=1e-10,
@@ -93,7 +95,7 @@ def test_sgd_with_the_whole_batch_is_gradient_descent(X, y, alpha):
 
 
 def _train(X, y, **kwargs):
-    options = dict(steps=2, lr=0.01, **QUIET)
+    options = dict(steps=2, learning_rate=0.01, **QUIET)
     options.update(kwargs)
     return lazykit.train(lazykit.TwoLayer(WIDTH, activation="erf"), X, y, **options)
 
@@ -133,7 +135,8 @@ def test_malformed_targets_are_refused_naming_y(kind):
 
 
 @pytest.mark.parametrize(("name", "value"), [
-    ("lr", 0.0), ("lr", -1.0), ("lr", np.nan), ("lr", np.inf), ("lr", "0.1"),
+    ("learning_rate", 0.0), ("learning_rate", -1.0), ("learning_rate", np.nan),
+    ("learning_rate", np.inf), ("learning_rate", "0.1"),
     ("steps", 0), ("steps", -3), ("steps", 2.5), ("steps", True),
     ("record_every", 0), ("batch_size", 0), ("batch_size", N + 1), ("batch_size", 1.5),
     ("ntk_points", -1), ("loss", "hinge"), ("dtype", "float16"), ("seed", -1),
@@ -163,7 +166,7 @@ def test_test_data_come_in_pairs(X, y, given_one):
 def test_network_output_scales_must_be_positive_and_finite(X, y, alpha):
     net = lazykit.mlp(1, width=8)
     with raises_naming("alpha"):
-        lazykit.train(net, X, y, steps=2, lr=0.01, alpha=alpha, **QUIET)
+        lazykit.train(net, X, y, steps=2, learning_rate=0.01, alpha=alpha, **QUIET)
     with raises_naming("alpha"):
         lazykit.TwoLayer(WIDTH, alpha=alpha)
 
