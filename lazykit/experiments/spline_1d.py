@@ -17,17 +17,24 @@ equals, as m grows, the natural cubic smoothing spline
 which is SciPy's ``make_smoothing_spline(x, y, lam=lambda)``; without ridge
 the minimum-norm least-squares network tends to the natural interpolating
 spline (``CubicSpline(x, y, bc_type="natural")``). Gradient descent on the
-squared loss from zero for t steps of size eta (evaluated in closed form,
-f_t = (I - (I - eta K)^t) y on the data) behaves like ridge with
-lambda_rf ~ 1 / (eta t): the experiment finds, at each t, the smoothing spline
-closest to the network and reports its lambda.
+squared loss from zero for t steps of size eta, taken in its continuous-time
+limit (gradient flow for the time eta t, in closed form with lazykit's
+``NTKRegressor`` on the network's empirical NTK K: f_t = (I - exp(-eta t K)) y on
+the data), behaves like ridge with lambda_rf ~ 1 / (eta t): the experiment finds,
+at each t, the smoothing spline closest to the network and reports its lambda.
 """
 
 from __future__ import annotations
 
+import math
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy import interpolate, linalg
 
+from lazykit import Dense, Relu, empirical_ntk, serial
+from lazykit._dtypes import precision
 from lazykit.experiments.results import ExperimentResult, mean_and_spread
 
 DISTANCES = ("ridge_to_smoothing_spline", "min_norm_to_interpolating_spline")
@@ -70,9 +77,35 @@ def make_data(rng, n: int, noise: float):
     return x, target(x) + noise * rng.normal(size=n)
 
 
+def feature_layer(signs, kinks):
+    """The fixed first layer as a lazykit description and its parameters: ``Dense(m)`` with
+    weights s_j and biases -s_j xi_j (W_std = b_std = 1), then ReLU."""
+    layer = serial(Dense(len(signs), W_std=1.0, b_std=1.0), Relu())
+    params = [{"W": np.asarray(signs, float)[None, :],
+               "b": -np.asarray(signs, float) * np.asarray(kinks, float)}, {}]
+    return layer, params
+
+
 def relu_features(x, signs, kinks):
-    """relu(s_j (x - xi_j)) for every point (rows) and neuron (columns)."""
+    """relu(s_j (x - xi_j)) for every point (rows) and neuron (columns): the output of
+    :func:`feature_layer`, in NumPy (no compilation per shape in the width sweep)."""
     return np.maximum(signs * (x[:, None] - kinks), 0.0)
+
+
+def student(signs, kinks):
+    """The network f(x) = sqrt(m) (a + b x) + sum_j c_j relu(s_j (x - xi_j)) with its first
+    layer fixed: ``(apply_fn, params)`` at zero, params ``{"affine": (2,), "c": (m,)}``.
+
+    The affine part is scaled by sqrt(m) so that it trains at the speed of the features.
+    """
+    layer, first = feature_layer(signs, kinks)
+    scale = math.sqrt(len(signs))
+
+    def apply(params, x):
+        affine = scale * (params["affine"][0] + params["affine"][1] * x)
+        return (affine + layer.apply(first, x[:, None]) @ params["c"])[:, None]
+
+    return apply, {"affine": jnp.zeros(2), "c": jnp.zeros(len(signs))}
 
 
 class RandomFeatureFit:
@@ -102,29 +135,30 @@ class RandomFeatureFit:
 
 
 def gradient_descent_path(x, y, signs, kinks, steps, grid):
-    """Network after t steps of gradient descent from zero (closed form), on ``grid``.
+    """Network trained from zero by gradient flow for the times of ``steps`` steps, on ``grid``.
 
-    Parameters (a, b) are scaled by sqrt(m) so that the affine part trains at the
-    speed of the features; the step is 1 / (largest eigenvalue of K).
+    The kernel is the network's empirical NTK (:func:`lazykit.empirical_ntk` of
+    :func:`student`: only its last layer and affine part train, so it stays fixed), and
+    f_t = Theta(grid, X) Theta^{-1} (I - exp(-eta t Theta)) y is
+    :class:`lazykit.NTKRegressor` on that Gram matrix, with the step eta = 1 / (largest
+    eigenvalue of Theta): gradient descent on sum_i (f(x_i) - y_i)^2 / 2 for t steps,
+    in the continuous-time limit (exp(-eta t lambda) for (1 - eta lambda)^t).
+
+    Returns:
+        (eta, a list of the network on ``grid``, one per entry of ``steps``).
     """
-    m = len(kinks)
-    phi = relu_features(x, signs, kinks)
-    scale = np.sqrt(m)
-    design = np.column_stack([scale * np.ones_like(x), scale * x, phi])
-    grid_design = np.column_stack([scale * np.ones_like(grid), scale * grid,
-                                   relu_features(grid, signs, kinks)])
-    kernel = design @ design.T
-    eigenvalues, vectors = np.linalg.eigh(kernel)
-    eta = 1.0 / eigenvalues[-1]
-    coefficients = vectors.T @ y
-    out = []
-    for t in steps:
-        shrink = 1.0 - (1.0 - eta * eigenvalues) ** t  # (I - (I - eta K)^t) on each eigenvector
-        # f_t(grid) = K(grid, X) K^{-1} f_t(X); f_t(X) = V diag(shrink) V^T y.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            weights = np.where(eigenvalues > 1e-12 * eigenvalues[-1], shrink / eigenvalues, 0.0)
-        out.append(grid_design @ (design.T @ (vectors @ (weights * coefficients))))
-    return eta, out
+    from lazykit.estimators import NTKRegressor
+
+    apply, params = student(signs, kinks)
+    with precision("float64"):
+        inputs, points = jnp.asarray(x, jnp.float64), jnp.asarray(grid, jnp.float64)
+        params = jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float64), params)
+        kernel = np.asarray(empirical_ntk(apply, params, inputs))
+        grid_kernel = np.asarray(empirical_ntk(apply, params, points, inputs))
+    eta = 1.0 / np.linalg.eigvalsh(kernel)[-1]
+    # NTKRegressor's time scale: s = learning_rate t / n, so learning_rate = n gives s = t.
+    fit = NTKRegressor("precomputed", solver="eigh", learning_rate=len(x)).fit(kernel, y)
+    return eta, list(fit.predict(grid_kernel, t=eta * np.asarray(steps, float)))
 
 
 def relative_distance(f, g):
