@@ -1,16 +1,17 @@
 """The machinery shared by lazykit's scikit-learn estimators (a thin shell over lazykit.solvers).
 
-Fit: validate, compute the training kernels of the network, factorize the
-trained kernel (NTK, or NNGP for the readout-only / Bayesian variants) once.
-Predict: the mean (and covariance) of the infinite ensemble trained by gradient
-flow for time t, for the estimator's ``t`` or any other times, from the cached
-factorization (lazykit.solvers.flow). The matrix-free solvers ("cg",
-"nystrom") never form the n x n kernel; they give the mean (not the spread) at any time.
+Fit: validate, wrap the trained kernel (NTK, or NNGP for the readout-only /
+Bayesian variants) of the training inputs in a kernel operator, and set up
+the solver on it (lazykit.solvers.base: every solver, "auto" included, the
+same way); the coefficients at the estimator's ``t`` are stored. Predict: the
+mean (and covariance) of the infinite ensemble trained by gradient flow for
+time t, from the stored coefficients, or for other times from the solver's
+state. The estimators never look at which solver they hold: the matrix-free
+ones refuse the spread themselves.
 """
 
 from __future__ import annotations
 
-import math
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -19,14 +20,12 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
-from lazykit.estimators._sources import PRECOMPUTED, PaddedNetworkKernel, resolve_source
-from lazykit.kernels.compute import default_tile_size
-from lazykit.kernels.operator import KernelOperator
-from lazykit.solvers import SOLVERS, flow_covariance, flow_mean, make_solver, scaled_times
+from lazykit.estimators._sources import PRECOMPUTED, resolve_source
+from lazykit.kernels.operator import KernelOperator, PrecomputedOperator
+from lazykit.solvers import scaled_times
+from lazykit.solvers.auto import SOLVER_CLASSES, make_kernel_solver
+from lazykit.solvers.base import SolverChoice, SolverOptions
 from lazykit.solvers.centres import CENTRE_METHODS
-from lazykit.solvers.cg import ConjugateGradientSolver
-from lazykit.solvers.nystrom import NystromSolver, nystrom_preconditioner
-from lazykit.solvers.planning import Plan, choose_solver
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sklearn_validate_data
@@ -36,7 +35,6 @@ except ImportError:  # pragma: no cover - older scikit-learn
 SHORTHAND_DEFAULTS = {"depth": 1, "activation": "relu", "W_std": 2.0**0.5, "b_std": 0.1,
                       "parameterization": "ntk"}
 KIND_NAMES = {"ntk": "NTK", "nngp": "NNGP"}
-MATRIX_FREE = ("cg", "nystrom")
 
 
 def validate_data(estimator, X, y="no_validation", *, reset: bool, **kwargs):
@@ -105,7 +103,7 @@ class NeuralKernelModel(BaseEstimator):
         "ridge": [Interval(Real, 0, None, closed="left")],
         "t": [None, Interval(Real, 0, np.inf, closed="both")],  # np.inf: as None
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "solver": [StrOptions({"auto", *SOLVERS, *MATRIX_FREE})],
+        "solver": [StrOptions({"auto", *SOLVER_CLASSES})],
         "tol": [Interval(Real, 0, 1, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "n_centers": [Interval(Integral, 1, None, closed="left")],
@@ -166,21 +164,17 @@ class NeuralKernelModel(BaseEstimator):
         return resolve_source(self.network, **{name: getattr(self, name)
                                                 for name in SHORTHAND_DEFAULTS})
 
-    def _plan(self, source, n: int, k: int) -> Plan:
-        """The solver for this fit: "auto" decides by the memory the exact solve needs."""
-        finite_time = self.t is not None and not math.isinf(self.t)
-        if not isinstance(source, str):
-            return choose_solver(self.solver, n=n, k=k, finite_time=finite_time,
-                                 ridge=float(self.ridge), n_centers=self.n_centers,
-                                 tile=self.tile_size or default_tile_size(),
-                                 max_iter=self.max_iter, centers=self.centers)
-        if self.solver in MATRIX_FREE:
-            raise ValueError(
-                f"solver={self.solver!r} computes kernel tiles from the inputs, so it cannot "
-                "work with network='precomputed'. Pass the network, or use solver='cholesky'.")
-        if self.solver == "auto":
-            return Plan("eigh" if finite_time else "cholesky")
-        return Plan(self.solver)
+    def _operator(self, source, X: np.ndarray):
+        """The training kernel as an operator: of the network's inputs, or the given Gram matrix."""
+        if isinstance(source, str):
+            return PrecomputedOperator(X, self._kind)
+        return KernelOperator(source, X, self._kind, np.dtype(np.float64), self.tile_size)
+
+    def _kernel_solver(self):
+        seed = check_random_state(self.random_state).randint(2**31 - 1)
+        return make_kernel_solver(self.solver, SolverOptions(
+            tol=float(self.tol), max_iter=int(self.max_iter), n_centers=int(self.n_centers),
+            centers=self.centers, seed=seed, verbose=self.verbose))
 
     # -- fit ------------------------------------------------------------------
     def _validate_train_inputs(self, X, y, **y_options):
@@ -192,49 +186,21 @@ class NeuralKernelModel(BaseEstimator):
         return source, X, y
 
     def _fit_targets(self, source, X: np.ndarray, targets: np.ndarray) -> None:
-        """Factorize the training kernel; ``targets`` is a float64 (n, k) array."""
-        kind = self._kind
-        plan = self._plan(source, X.shape[0], targets.shape[1])
-        self._source = source
+        """Set up the solver on the training kernel; ``targets`` is a float64 (n, k) array."""
         self._targets = targets
         self.X_fit_ = X
-        self.solver_ = plan.name
-        if plan.name in MATRIX_FREE:
-            self._solver = self._fit_matrix_free(plan, source, X, targets)
-            self.dual_coef_ = self._solver.coef
-            self.n_iter_ = self._solver.iterations
-            return
-        self.n_iter_ = 1  # one factorization (scikit-learn's convention: at least 1)
-        if isinstance(source, str):
-            train = X
-        else:
-            train = np.asarray(getattr(source.kernel(X), kind), dtype=np.float64)
-        solver = make_solver(plan.name, train, float(self.ridge),
-                             overwrite=not isinstance(source, str),
-                             what=f"{type(self).__name__}: the {KIND_NAMES[kind]}")
-        self._solver = solver
-        self.solver_ = solver.name
-        fit_times, _ = check_times(self.t)
-        self.dual_coef_ = solver.apply(targets, self._scaled(fit_times))[0]
-
-    def _fit_matrix_free(self, plan: Plan, source, X: np.ndarray, targets: np.ndarray):
-        ridge, kind = float(self.ridge), self._kind
-        seed = check_random_state(self.random_state).randint(2**31 - 1)
-        scaled = self._fit_scaled()
-        if plan.name == "cg":
-            network = source.network if isinstance(source, PaddedNetworkKernel) else source
-            operator = KernelOperator(network, X, kind, np.dtype(np.float64), self.tile_size)
-            # The preconditioner serves the infinite-time CG solve, not the Lanczos flow.
-            precondition = None if ridge == 0 or np.isfinite(scaled) else nystrom_preconditioner(
-                source, X, ridge, kind=kind, n_centers=self.n_centers, seed=seed,
-                sampling=self.centers, verbose=self.verbose)
-            return ConjugateGradientSolver.fit(operator, targets, ridge, tol=self.tol,
-                                               max_iter=self.max_iter, precondition=precondition,
-                                               scaled=scaled, verbose=self.verbose)
-        return NystromSolver.fit(source, X, targets, ridge, kind=kind, n_centers=self.n_centers,
-                                 seed=seed, tol=self.tol, max_iter=self.max_iter,
-                                 sampling=self.centers, store=plan.store, scaled=scaled,
-                                 verbose=self.verbose)
+        solver = self._kernel_solver()
+        fit_scaled = self._fit_scaled()
+        state = solver.init(self._operator(source, X), float(self.ridge), k=targets.shape[1],
+                            finite_time=bool(np.isfinite(fit_scaled)),
+                            what=f"{type(self).__name__}: the {KIND_NAMES[self._kind]}")
+        result = state.solver.flow(state, targets, [fit_scaled])
+        self._state = state
+        self.dual_coef_ = result.coefficients[0]
+        self.diagnostics_ = result.diagnostics
+        self.solver_ = result.diagnostics.solver
+        self.solver_choice_ = state.choice or SolverChoice(state.solver.name, "requested")
+        self.n_iter_ = result.diagnostics.iterations
 
     def _scaled(self, times: np.ndarray) -> np.ndarray:
         return scaled_times(times, float(self.learning_rate), self._targets.size)
@@ -243,21 +209,12 @@ class NeuralKernelModel(BaseEstimator):
         """The scaled time of the estimator's own ``t`` (inf for None)."""
         return float(self._scaled(check_times(self.t)[0])[0])
 
-    # -- predict --------------------------------------------------------------
-    def _test_kernels(self, X: np.ndarray, spread: str | None):
-        """(kernel with the training inputs, NNGP among the test inputs: "diag", "full" or None)."""
-        if isinstance(self._source, str):
-            if spread is not None:
-                raise ValueError(
-                    f"{type(self).__name__} with network='precomputed' knows only the kernel "
-                    "between test and training points, not among test points, so it cannot "
-                    "return a standard deviation or covariance. Pass a network instead.")
-            return X, None
-        cross = self._source.kernel(X, self.X_fit_)
-        if spread is None:
-            return cross, None
-        return cross, self._source.kernel(X, diagonal=spread == "diag").nngp
+    @property
+    def _solver(self):
+        """The fitted solver's own object (factorization, CG or Nystrom solver)."""
+        return self._state.core
 
+    # -- predict --------------------------------------------------------------
     def _flow_outputs(self, X, t, *, return_std: bool = False, return_cov: bool = False):
         """Mean (n_times, n_test, k) and, if asked, variances or covariances of the ensemble."""
         check_is_fitted(self)
@@ -266,33 +223,13 @@ class NeuralKernelModel(BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=np.float64)
         times, scalar = check_times(self.t if t is None else t)
         spread = "full" if return_cov else "diag" if return_std else None
-        if self.solver_ in MATRIX_FREE:
-            return self._matrix_free_mean(X, times, spread), None, scalar
         scaled = self._scaled(times)
-        cross, nngp_test = self._test_kernels(X, spread)
-        trained = cross if isinstance(self._source, str) else getattr(cross, self._kind)
-        mean = flow_mean(self._solver, self._targets, trained, scaled)
-        if spread is None:
-            return mean, None, scalar
-        readout_only = self._kind == "nngp"
-        # The NTK ensemble's spread needs the training NNGP: recomputed, not stored with the fit.
-        nngp_train = None if readout_only else self._source.kernel(self.X_fit_).nngp
-        variance = flow_covariance(
-            self._solver, scaled, readout_only=readout_only, k_test_train=trained,
-            nngp_test_train=cross.nngp, nngp_test=nngp_test, nngp_train=nngp_train,
-            full=return_cov)
-        return mean, variance, scalar
-
-    def _matrix_free_mean(self, X: np.ndarray, times: np.ndarray, spread) -> np.ndarray:
-        """The mean from a matrix-free solver; times other than the fit's are solved anew."""
-        if spread is not None:
-            raise ValueError(f"{type(self).__name__} fitted with solver={self.solver_!r} gives "
-                             "the mean only: return_std and return_cov need the dense solvers "
-                             "(solver='cholesky' or 'eigh').")
-        scaled = self._scaled(times)
+        state = self._state
         at_fit = scaled == self._fit_scaled()
-        coef = np.empty((scaled.shape[0], *self._solver.coef.shape))
-        coef[at_fit] = self._solver.coef
-        if not at_fit.all():
-            coef[~at_fit] = self._solver.coefficients(scaled[~at_fit], self._targets)
-        return self._solver.predict(X, coef)
+        coef = np.empty((scaled.shape[0], *self.dual_coef_.reshape(
+            self.dual_coef_.shape[0], -1).shape))
+        coef[at_fit] = self.dual_coef_.reshape(coef.shape[1:])
+        if not at_fit.all():  # other times: from the set-up (a factorization) or solved anew
+            coef[~at_fit] = state.solver.flow(state, self._targets, scaled[~at_fit]).coefficients
+        mean, variance = state.solver.predict(state, X, coef, spread=spread, scaled=scaled)
+        return mean, variance, scalar

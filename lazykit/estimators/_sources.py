@@ -11,6 +11,7 @@ neural-tangents ``kernel_fn`` and wrapped in
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 
 import numpy as np
@@ -35,8 +36,10 @@ def bucket(n: int) -> int:
     return math.ceil(n / tile) * tile
 
 
-def _writeable_block(part: np.ndarray, n1: int, n2: int) -> np.ndarray:
+def _writeable_block(part, n1: int, n2: int):
     """part[:n1, :n2] as an owned, writeable, C-contiguous array (copied only if needed)."""
+    if part is None:  # a kernel that was not asked for
+        return None
     if part.shape == (n1, n2) and part.flags.c_contiguous and part.flags.writeable:
         return part
     return np.array(part[:n1, :n2], order="C", copy=True)
@@ -54,23 +57,43 @@ class PaddedNetworkKernel:
 
     The padding rows repeat the first row and are cut from the result; every
     kernel entry depends only on its own pair of inputs, so the values are
-    those of ``network.kernel`` on the unpadded inputs.
+    those of ``network.kernel`` on the unpadded inputs. A symmetric kernel of
+    more than one tile of rows is computed unpadded: it is the training Gram
+    matrix that the exact solvers factorize where it lies, and padding would
+    cost a second copy of it. ``get`` ("nngp" or "ntk") computes one kernel
+    only where the network's ``kernel`` takes it (the other field is then None).
     """
 
     network: Network
 
-    def kernel(self, x1, x2=None, *, diagonal: bool = False, dtype=None) -> Kernel:
+    def kernel_from_moments(self, *args, **kwargs):
+        """The network's jit-compatible kernels from input moments (matrix-free products)."""
+        return self.network.kernel_from_moments(*args, **kwargs)
+
+    def kernel(self, x1, x2=None, *, diagonal: bool = False, dtype=None, get=None) -> Kernel:
         n1 = x1.shape[0]
         if diagonal:
-            k = self.network.kernel(pad_rows(x1), None if x2 is None else pad_rows(x2),
-                                    diagonal=True, dtype=dtype)
-            return Kernel(k.nngp[:n1].copy(), k.ntk[:n1].copy())
+            k = self._kernel(pad_rows(x1), None if x2 is None else pad_rows(x2),
+                             diagonal=True, dtype=dtype, get=get)
+            return Kernel(*(None if part is None else part[:n1].copy() for part in k))
         if x2 is None:
-            k = self.network.kernel(pad_rows(x1), dtype=dtype)
+            if n1 > default_tile_size():
+                k = self._kernel(x1, dtype=dtype, get=get)
+            else:
+                k = self._kernel(pad_rows(x1), dtype=dtype, get=get)
             return Kernel(*(_writeable_block(part, n1, n1) for part in k))
         n2 = x2.shape[0]
-        k = self.network.kernel(pad_rows(x1), pad_rows(x2), dtype=dtype)
+        k = self._kernel(pad_rows(x1), pad_rows(x2), dtype=dtype, get=get)
         return Kernel(*(_writeable_block(part, n1, n2) for part in k))
+
+    def _kernel(self, x1, x2=None, *, get=None, **options) -> Kernel:
+        if get is not None and _takes_get(self.network):
+            return self.network.kernel(x1, x2, get=get, **options)
+        return self.network.kernel(x1, x2, **options)
+
+
+def _takes_get(network) -> bool:
+    return "get" in inspect.signature(network.kernel).parameters
 
 
 def is_kernel_source(obj) -> bool:

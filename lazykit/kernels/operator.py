@@ -14,13 +14,22 @@ devices are used (several GPUs, or CPU devices forced with
 not depend on their number.
 
 Any kernel source (an object with ``kernel(x1, x2)``) works too, tile by tile
-on the host; only lazykit Networks get the jitted, sharded path.
+on the host; only sources with jit-compatible kernels from input moments
+(``kernel_from_moments``: lazykit Networks) get the jitted, sharded path.
+
+The same operator gives the dense pieces that the other solvers need, from
+the source's own ``kernel``: the whole Gram matrix (:meth:`KernelOperator.gram`,
+only the operator's kernel computed where the source takes ``get=``),
+rectangular blocks and diagonals. :class:`PrecomputedOperator` is the operator
+of a Gram matrix given by the user. Every solver of :mod:`lazykit.solvers`
+sees its kernel through one of these two.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +37,9 @@ import numpy as np
 
 from lazykit._dtypes import precision
 from lazykit.kernels.compute import default_tile_size
-from lazykit.kernels.recursion import input_moments
+from lazykit.kernels.recursion import Kernel, input_moments
+
+KINDS = ("ntk", "nngp")
 
 
 def _shard_map(fn, mesh, spec):
@@ -116,6 +127,53 @@ class KernelOperator:
         tile = default_tile_size() if self.tile_size is None else self.tile_size
         return min(tile, max(16, 1 << (self.n - 1).bit_length()))
 
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}; got {self.kind!r}.")
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """The training inputs the kernel is taken on (tiles of them are computed)."""
+        return self.x
+
+    def with_kind(self, kind: str) -> KernelOperator:
+        """The operator of the source's other kernel ("ntk" or "nngp") on the same inputs."""
+        return dataclasses.replace(self, kind=kind)
+
+    def gram(self) -> np.ndarray:
+        """K(x, x) as an owned, writeable, C-ordered float64 (n, n) array, for in-place work.
+
+        Only this operator's kernel is computed where the source's ``kernel``
+        takes ``get=`` (lazykit Networks); the result is used as it comes
+        when it is already such an array (no copy).
+        """
+        return _owned(self.block(self.x))
+
+    def block(self, x1: np.ndarray, x2: np.ndarray | None = None) -> np.ndarray:
+        """K(x1, x2) (``x2=None``: K(x1, x1), symmetric) as float64, from the source's kernel."""
+        return np.asarray(_one_kernel(self.source, self.kind, x1, x2, dtype=self.dtype),
+                          dtype=np.float64)
+
+    def kernels(self, x1: np.ndarray, x2: np.ndarray | None = None, *,
+                diagonal: bool = False) -> Kernel:
+        """Both kernels (NNGP and NTK) of the source between x1 and x2 (or their diagonal)."""
+        return self.source.kernel(x1, x2, diagonal=diagonal, dtype=self.dtype)
+
+    def cross(self, x_new: np.ndarray) -> np.ndarray:
+        """K(x_new, x), float64 (n_new, n): the kernel between new and training inputs."""
+        return self.block(x_new, self.x)
+
+    @property
+    def layers(self) -> int:
+        """Layers of the source's network (3 when unknown): the cost model of a kernel entry."""
+        network = getattr(self.source, "network", self.source)
+        return len(getattr(network, "layers", ())) or 3
+
+    def diagonal(self, x1: np.ndarray) -> np.ndarray:
+        """K(x1[i], x1[i]) for each row, float64 (n1,)."""
+        return np.asarray(_one_kernel(self.source, self.kind, x1, None, dtype=self.dtype,
+                                      diagonal=True), dtype=np.float64)
+
     def matvec(self, v: np.ndarray) -> np.ndarray:
         """K(x, x) v for v of shape (n, k), float64."""
         starts = range(0, self.n, self.tile)
@@ -185,3 +243,79 @@ def _finish(batch, result):
     forward, backward = (np.asarray(part, dtype=np.float64) for part in result)
     for k, pair in enumerate(batch):
         yield pair, forward[k], backward[k]
+
+
+def _takes_get(source) -> bool:
+    """Whether ``source.kernel`` takes ``get=`` (compute only the NNGP or only the NTK)."""
+    try:
+        return "get" in inspect.signature(source.kernel).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
+
+
+def _one_kernel(source, kind: str, x1, x2, *, dtype, diagonal: bool = False):
+    """One kernel of ``source``: alone where its ``kernel`` takes ``get=``, else from both."""
+    if _takes_get(source):
+        return getattr(source.kernel(x1, x2, diagonal=diagonal, dtype=dtype, get=kind), kind)
+    return getattr(source.kernel(x1, x2, diagonal=diagonal, dtype=dtype), kind)
+
+
+def _owned(a) -> np.ndarray:
+    """``a`` itself when it is an owned, writeable, C-ordered float64 array, else such a copy."""
+    if (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.flags.c_contiguous
+            and a.flags.writeable and a.flags.owndata):
+        return a
+    return np.array(a, dtype=np.float64, order="C", copy=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class PrecomputedOperator:
+    """The operator of a Gram matrix given by the user (``network="precomputed"``).
+
+    Only the kernel between training points, and between new and training
+    points, is known: ``cross`` takes that kernel as its argument. Solvers that
+    need kernel values at other inputs (Nystrom centres, the matrix-free
+    solvers' tiles) refuse it with a clear error.
+
+    Examples:
+        >>> import numpy as np
+        >>> from lazykit.kernels.operator import PrecomputedOperator
+        >>> op = PrecomputedOperator(np.array([[2.0, 1.0], [1.0, 2.0]]))
+        >>> op.matvec(np.ones((2, 1))).ravel().tolist(), op.n
+        ([3.0, 3.0], 2)
+    """
+
+    matrix: np.ndarray
+    kind: str = "ntk"
+
+    @property
+    def n(self) -> int:
+        return self.matrix.shape[0]
+
+    @property
+    def inputs(self) -> None:
+        """None: the training inputs are not known, only their Gram matrix."""
+        return None
+
+    def gram(self) -> np.ndarray:
+        """A writeable C-ordered float64 copy of the matrix (the user's array is not touched)."""
+        return np.array(self.matrix, dtype=np.float64, order="C", copy=True)
+
+    layers = 0
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        return self.matrix @ np.asarray(v, dtype=np.float64)
+
+    def cross(self, x_new: np.ndarray) -> np.ndarray:
+        """The kernel between new and training points, which is what is given as ``x_new``."""
+        if np.ndim(x_new) != 2 or x_new.shape[1] != self.n:
+            raise ValueError(f"with network='precomputed', X must be the kernel between the test "
+                             f"and the {self.n} training points, shape (n_test, {self.n}); got "
+                             f"shape {np.shape(x_new)}.")
+        return np.asarray(x_new, dtype=np.float64)
+
+    def kernels(self, *args, **kwargs):
+        raise ValueError(
+            "network='precomputed' gives only the kernel between test and training points, not "
+            "among test points, so it cannot return a standard deviation or covariance. Pass a "
+            "network instead.")

@@ -49,12 +49,32 @@ class NotConvergedWarning(RuntimeWarning):
     """An iterative solver stopped at its iteration limit above its tolerance."""
 
 
-def _shifted_copy(gram, ridge: float) -> np.ndarray:
-    """A float64 C-ordered copy of ``gram`` with ``ridge`` added to its diagonal."""
-    a = np.array(gram, dtype=np.float64, order="C", copy=True)
+def _shifted(gram, ridge: float, *, overwrite: bool = False) -> np.ndarray:
+    """``gram`` + ridge I as a float64 C-ordered array: ``gram`` itself if ``overwrite`` allows
+    and it is one (then it is changed in place), else a copy."""
+    owned = (overwrite and isinstance(gram, np.ndarray) and gram.dtype == np.float64
+             and gram.flags.c_contiguous and gram.flags.writeable)
+    a = gram if owned else np.array(gram, dtype=np.float64, order="C", copy=True)
     if ridge:
         a.flat[:: a.shape[0] + 1] += ridge
     return a
+
+
+def _restore_lower(a: np.ndarray, diagonal: np.ndarray) -> None:
+    """Rebuild the lower triangle of a symmetric C-ordered ``a`` from its upper one, in place.
+
+    A failed in-place Cholesky of ``a.T`` overwrote the lower triangle and the
+    diagonal of ``a`` (the upper triangle of its Fortran view) and left the
+    strict upper triangle as it was: this restores the matrix, in row blocks.
+    """
+    n = a.shape[0]
+    for start in range(0, n, _NORM_BLOCK):
+        stop = min(start + _NORM_BLOCK, n)
+        a[start:stop, :start] = a[:start, start:stop].T
+        block = a[start:stop, start:stop]
+        upper = np.triu(block, 1)
+        block[...] = upper + upper.T
+    a.flat[:: n + 1] = diagonal
 
 
 def _one_norm(a: np.ndarray) -> float:
@@ -121,18 +141,28 @@ class EigenSolver:
 
     @classmethod
     def factorize(cls, gram, ridge: float, *, overwrite: bool = False) -> EigenSolver:
-        """Eigendecompose ``gram + ridge I`` in float64 (``overwrite`` lets it reuse ``gram``)."""
+        """Eigendecompose ``gram + ridge I`` in float64 (``overwrite`` lets it reuse ``gram``).
+
+        In place, the eigenvectors overwrite the matrix and LAPACK's dsyevd
+        needs 2 n^2 floats of workspace (checked first); a copy adds n^2.
+        """
         n = check_gram(gram)
-        check_memory(3 * n * n * 8, f"the eigendecomposition of a {n} x {n} Gram matrix",
+        copy = not (overwrite and isinstance(gram, np.ndarray) and gram.dtype == np.float64
+                    and gram.flags.c_contiguous and gram.flags.writeable)
+        check_memory((2 + copy) * n * n * 8, f"the eigendecomposition of a {n} x {n} Gram matrix",
                      "Use fewer training points or a matrix-free solver.")
-        owned = (overwrite and isinstance(gram, np.ndarray) and gram.dtype == np.float64
-                 and gram.flags.writeable)
-        a = gram if owned else _shifted_copy(gram, 0.0)
-        if ridge:
-            a.flat[:: n + 1] += ridge
-        values, vectors = scipy.linalg.eigh(a, overwrite_a=True, check_finite=False,
+        a = _shifted(gram, ridge, overwrite=overwrite)
+        # a.T: the Fortran-ordered view of the symmetric matrix, so that LAPACK works in place
+        # and returns the eigenvectors in its storage.
+        values, vectors = scipy.linalg.eigh(a.T, overwrite_a=True, check_finite=False,
                                             driver="evd")
         return cls(values, vectors)
+
+    @property
+    def condition(self) -> float:
+        """Largest over smallest kept eigenvalue (the condition of the system solved)."""
+        kept = self.values[self.values > self.cutoff]
+        return float(kept[-1] / kept[0]) if kept.size else float("inf")
 
     @property
     def n_dropped(self) -> int:
@@ -167,16 +197,24 @@ class CholeskySolver:
         self._eigen: EigenSolver | None = None
 
     @classmethod
-    def factorize(cls, gram, ridge: float) -> CholeskySolver | None:
+    def factorize(cls, gram, ridge: float, *, overwrite: bool = False) -> CholeskySolver | None:
         """Cholesky factor of ``gram + ridge I``, or None if A is not numerically positive definite.
 
         "Numerically positive definite": potrf succeeds and the reciprocal
-        condition number estimated by pocon exceeds n * eps.
+        condition number estimated by pocon exceeds n * eps. ``overwrite``
+        factorizes a C-ordered float64 ``gram`` in place (no copy; if it fails,
+        ``gram``'s lower triangle is overwritten).
         """
         n = check_gram(gram)
-        check_memory(2 * n * n * 8, f"the Cholesky factor of a {n} x {n} Gram matrix",
-                     "Use fewer training points or a matrix-free solver.")
-        a = _shifted_copy(gram, ridge)
+        if not overwrite:
+            check_memory(n * n * 8, f"the Cholesky factor of a {n} x {n} Gram matrix",
+                         "Use fewer training points or a matrix-free solver.")
+        return cls.in_place(_shifted(gram, ridge, overwrite=overwrite))
+
+    @classmethod
+    def in_place(cls, a: np.ndarray) -> CholeskySolver | None:
+        """Factorize the C-ordered float64 SPD matrix ``a`` in place (see :meth:`factorize`)."""
+        n = a.shape[0]
         norm = _one_norm(a)
         # a.T is the Fortran-ordered view of the same (symmetric) matrix: factorized in place
         # (by blocks past BLOCK), A = U^T U in its upper triangle.
@@ -192,11 +230,31 @@ class CholeskySolver:
     def n_dropped(self) -> int:
         return 0
 
+    @property
+    def condition(self) -> float:
+        """LAPACK's estimate of the condition number (1-norm) of A."""
+        return 1.0 / self.reciprocal_condition
+
     def eigen(self) -> EigenSolver:
-        """The eigendecomposition of A = U^T U, computed once."""
+        """The eigendecomposition of A = U^T U, computed once; it then replaces the factor.
+
+        A is rebuilt in a new n x n array (U^T U by BLAS dtrmm), the factor is
+        dropped, and A is eigendecomposed in place: at most 3 n^2 floats (the
+        memory is checked first).
+        """
         if self._eigen is None:
-            upper = np.triu(self.factor)
-            self._eigen = EigenSolver.factorize(upper.T @ upper, 0.0, overwrite=True)
+            n = self.factor.shape[0]
+            check_memory(2 * n * n * 8, f"the eigendecomposition of a {n} x {n} Gram matrix "
+                         "(for finite training times)", "Use solver='eigh' or fewer points.")
+            u = np.array(self.factor, order="F")
+            lower = u.T  # C-ordered view: U^T in its lower triangle; clear the rest
+            for start in range(0, n, _NORM_BLOCK):
+                rows = lower[start:start + _NORM_BLOCK]
+                rows[...] = np.tril(rows, start)
+            a = scipy.linalg.blas.dtrmm(1.0, self.factor, u, side=0, lower=0, trans_a=1,
+                                        overwrite_b=1)  # U^T U, in u's storage
+            self.factor = None
+            self._eigen = EigenSolver.factorize(a.T, 0.0, overwrite=True)
         return self._eigen
 
     def apply(self, rhs: np.ndarray, scaled_times) -> np.ndarray:
@@ -204,6 +262,9 @@ class CholeskySolver:
         times = np.atleast_1d(np.asarray(scaled_times, dtype=np.float64))
         out = np.empty((times.shape[0], *rhs.shape))
         finite = ~np.isinf(times)
+        if self.factor is None:  # replaced by the eigendecomposition
+            out[:] = self.eigen().apply(rhs, times)
+            return out
         if (~finite).any():
             solution, info = lapack.dpotrs(self.factor, np.asarray(rhs, dtype=np.float64),
                                            lower=0)
@@ -216,11 +277,22 @@ class CholeskySolver:
 
 
 def _cholesky_or_eigen(gram, ridge: float, *, overwrite: bool = False, what: str = "the kernel"):
-    """Cholesky where A is numerically positive definite; otherwise eigh with a warning."""
-    solver = CholeskySolver.factorize(gram, ridge)
+    """Cholesky where A is numerically positive definite; otherwise eigh with a warning.
+
+    With ``overwrite`` the Cholesky runs in place; if it fails, the matrix is
+    restored from its untouched triangle and eigendecomposed in place.
+    """
+    n = check_gram(gram)
+    if not overwrite:
+        check_memory(n * n * 8, f"the Cholesky factor of a {n} x {n} Gram matrix",
+                     "Use fewer training points or a matrix-free solver.")
+    a = _shifted(gram, ridge, overwrite=overwrite)
+    diagonal = a.diagonal().copy()
+    solver = CholeskySolver.in_place(a)
     if solver is not None:
         return solver
-    eigen = EigenSolver.factorize(gram, ridge, overwrite=overwrite)
+    _restore_lower(a, diagonal)
+    eigen = EigenSolver.factorize(a, 0.0, overwrite=True)
     n, values = eigen.values.shape[0], eigen.values
     negative = int(np.sum(values < -eigen.cutoff))
     problem = (f"is not positive semi-definite ({negative} negative eigenvalues, the smallest "

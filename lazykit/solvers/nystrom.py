@@ -41,6 +41,7 @@ import numpy as np
 import scipy.linalg
 
 from lazykit._progress import Progress
+from lazykit.kernels.operator import KernelOperator
 from lazykit.solvers.centres import (
     BLOCK,
     CENTRE_METHODS,
@@ -56,9 +57,9 @@ from lazykit.solvers.flow import stacked_product
 BLOCK_ENTRIES = 1 << 22
 
 
-def kernel_block(source, x1, x2, kind: str, dtype) -> np.ndarray:
-    """One kernel of ``source`` between the rows of x1 and x2, as float64."""
-    return np.asarray(getattr(source.kernel(x1, x2, dtype=dtype), kind), dtype=np.float64)
+def as_operator(source, x, kind: str, dtype=np.float64) -> KernelOperator:
+    """The kernel operator of ``source``'s kernel ``kind`` on the inputs ``x``."""
+    return KernelOperator(source, x, kind, np.dtype(dtype))
 
 
 def block_rows(n_centers: int) -> int:
@@ -100,15 +101,14 @@ class NystromSpectrum:
     ridge: float
 
     @classmethod
-    def build(cls, source, x, centers, t, targets, ridge: float, *, kind: str, dtype,
+    def build(cls, operator, centers, t, targets, ridge: float, *,
               verbose: bool | None = None) -> NystromSpectrum:
         """Accumulate F^T F and F^T Y over row blocks of K_nM, then diagonalize."""
         m = centers.shape[0]
         gram = np.zeros((m, m), order="F")  # upper triangle, by SYRK
         rhs = np.zeros((m, targets.shape[1]))
-        label = f"nystrom spectrum F ({x.shape[0]} x {m}, streamed)"
-        for start, features in _feature_blocks(source, x, centers, t, kind, dtype, label,
-                                               verbose):
+        label = f"nystrom spectrum F ({operator.n} x {m}, streamed)"
+        for start, features in _feature_blocks(operator, centers, t, label, verbose):
             rhs += features.T @ targets[start:start + features.shape[0]]
             gram = scipy.linalg.blas.dsyrk(1.0, features.T, beta=1.0, c=gram, lower=0,
                                            overwrite_c=1)
@@ -146,11 +146,8 @@ class NystromSolver:
     """
 
     name: ClassVar[str] = "nystrom"
-    source: object
-    kind: str
-    dtype: np.dtype
+    operator: KernelOperator  # the kernel on the training inputs
     ridge: float
-    inputs: np.ndarray  # the training inputs (a reference, not a copy)
     centers: np.ndarray
     factor: np.ndarray  # T = chol(K_MM + jitter), upper
     coef: np.ndarray
@@ -171,23 +168,30 @@ class NystromSolver:
         ``store`` keeps K_nM in memory (n x M floats) for Falkon's CG; otherwise
         K_nM^T K_nM is accumulated in one streamed pass.
         """
+        return cls.fit_operator(as_operator(source, x, kind, dtype), targets, ridge,
+                                n_centers=n_centers, seed=seed, tol=tol, max_iter=max_iter,
+                                store=store, scaled=scaled, sampling=sampling, verbose=verbose)
+
+    @classmethod
+    def fit_operator(cls, operator: KernelOperator, targets: np.ndarray, ridge: float, *,
+                     n_centers: int, seed, tol: float, max_iter: int, store: bool = True,
+                     scaled: float = np.inf, sampling: str = "uniform",
+                     verbose: bool | None = None) -> NystromSolver:
+        """:meth:`fit` on the kernel of a :class:`~lazykit.kernels.operator.KernelOperator`."""
         if ridge < 0:
             raise ValueError(f"ridge must be >= 0; got ridge={ridge}.")
-        centers, k_mm, t = _centres(source, x, kind, dtype, n_centers, seed, sampling)
-        solver = cls(source, kind, np.dtype(dtype), float(ridge), x, centers, t, None, 0, 0.0,
-                     store, None, verbose)
+        centers, k_mm, t = _centres(operator, n_centers, seed, sampling)
+        solver = cls(operator, float(ridge), centers, t, None, 0, 0.0, store, None, verbose)
         if np.isinf(scaled) and ridge > 0:
-            return solver._falkon(x, targets, k_mm, tol, max_iter)
-        spectrum = NystromSpectrum.build(source, x, centers, t, targets, ridge, kind=kind,
-                                         dtype=dtype, verbose=verbose)
+            return solver._falkon(targets, k_mm, tol, max_iter)
+        spectrum = NystromSpectrum.build(operator, centers, t, targets, ridge, verbose=verbose)
         return dataclasses.replace(solver, coef=spectrum.coefficients([scaled])[0],
                                    iterations=1, spectrum=spectrum, stored=False)
 
     def coefficients(self, scaled, targets: np.ndarray) -> np.ndarray:
         """Centre coefficients for each scaled time, from the spectrum (rebuilt if not kept)."""
         spectrum = self.spectrum or NystromSpectrum.build(
-            self.source, self.inputs, self.centers, self.factor, targets, self.ridge,
-            kind=self.kind, dtype=self.dtype, verbose=self.verbose)
+            self.operator, self.centers, self.factor, targets, self.ridge, verbose=self.verbose)
         return spectrum.coefficients(scaled)
 
     def predict(self, x_new: np.ndarray, coef: np.ndarray | None = None) -> np.ndarray:
@@ -197,19 +201,18 @@ class NystromSolver:
         def product(flat):
             out = np.empty((x_new.shape[0], flat.shape[1]))
             for start in range(0, x_new.shape[0], rows):
-                block = kernel_block(self.source, x_new[start:start + rows], self.centers,
-                                     self.kind, self.dtype)
+                block = self.operator.block(x_new[start:start + rows], self.centers)
                 out[start:start + rows] = block @ flat
             return out
 
         return stacked_product(product, self.coef if coef is None else coef, x_new.shape[0])
 
-    def _falkon(self, x, targets, k_mm, tol, max_iter) -> NystromSolver:
+    def _falkon(self, targets, k_mm, tol, max_iter) -> NystromSolver:
         """Falkon's preconditioned CG on the normal equations (module text)."""
-        n, m, t, ridge = x.shape[0], self.centers.shape[0], self.factor, self.ridge
+        n, m, t, ridge = self.operator.n, self.centers.shape[0], self.factor, self.ridge
         a = _upper_cholesky(t @ t.T / m + (ridge / n) * np.eye(m), 0.0)
-        products, rhs = _normal_products(self.source, x, self.centers, targets, self.kind,
-                                         self.dtype, self.stored, self.verbose)
+        products, rhs = _normal_products(self.operator, self.centers, targets, self.stored,
+                                         self.verbose)
         solve = scipy.linalg.solve_triangular
         scale = 1.0 / np.sqrt(n)
 
@@ -230,9 +233,9 @@ class NystromSolver:
                                    relative_residual=result.relative_residual)
 
 
-def _centres(source, x, kind, dtype, n_centers, seed, method):
+def _centres(operator, n_centers, seed, method):
     """(centres, K_MM, T = chol(K_MM + jitter) upper); ``method`` as in lazykit.solvers.centres."""
-    n = x.shape[0]
+    x, n = operator.x, operator.n
     m = min(n_centers, n)
     rng = np.random.default_rng(seed)
     if method not in CENTRE_METHODS:
@@ -242,34 +245,32 @@ def _centres(source, x, kind, dtype, n_centers, seed, method):
     else:
         pool = uniform_centres(n, pool_size(n, m), rng)
         candidates = np.asarray(x[pool])
-        diagonal = np.asarray(getattr(source.kernel(candidates, diagonal=True, dtype=dtype),
-                                      kind), dtype=np.float64)
+        diagonal = operator.diagonal(candidates)
 
         def columns(indices):  # always BLOCK columns, so that one compiled kernel serves all
             padded = np.resize(indices, BLOCK)
-            return kernel_block(source, candidates, candidates[padded], kind,
-                                dtype)[:, :indices.shape[0]]
+            return operator.block(candidates, candidates[padded])[:, :indices.shape[0]]
 
         picked = pool[rpcholesky_centres(columns, diagonal, m, rng)]
     centers = np.asarray(x[picked])
-    k_mm = kernel_block(source, centers, centers, kind, dtype)
+    k_mm = operator.block(centers, centers)
     k_mm = 0.5 * (k_mm + k_mm.T)
     t = _upper_cholesky(k_mm, m * np.finfo(np.float64).eps * float(np.mean(np.diag(k_mm))))
     return centers, k_mm, t
 
 
-def _row_blocks(source, x, centers, kind, dtype, label, verbose):
+def _row_blocks(operator, centers, label, verbose):
     """Yield (start, K(x[start:start + rows], centres)) over row blocks, with progress."""
-    rows = block_rows(centers.shape[0])
+    rows, x = block_rows(centers.shape[0]), operator.x
     with Progress(-(-x.shape[0] // rows), label, verbose) as bar:
         for start in range(0, x.shape[0], rows):
-            yield start, kernel_block(source, x[start:start + rows], centers, kind, dtype)
+            yield start, operator.block(x[start:start + rows], centers)
             bar.update(1)
 
 
-def _feature_blocks(source, x, centers, t, kind, dtype, label, verbose):
+def _feature_blocks(operator, centers, t, label, verbose):
     """Yield (start, rows of F = K_nM T^{-1}) over row blocks, with progress."""
-    for start, block in _row_blocks(source, x, centers, kind, dtype, label, verbose):
+    for start, block in _row_blocks(operator, centers, label, verbose):
         yield start, scipy.linalg.solve_triangular(t, block.T, trans="T", check_finite=False).T
 
 
@@ -294,12 +295,19 @@ def nystrom_preconditioner(source, x: np.ndarray, ridge: float, *, kind: str, n_
         >>> bool(np.allclose((net.kernel(x).ntk + 0.5 * np.eye(40)) @ apply(r), r))
         True
     """
+    return preconditioner_of(as_operator(source, x, kind, dtype), ridge, n_centers=n_centers,
+                             seed=seed, sampling=sampling, verbose=verbose)
+
+
+def preconditioner_of(operator: KernelOperator, ridge: float, *, n_centers: int, seed,
+                      sampling: str = "uniform", verbose: bool | None = None):
+    """:func:`nystrom_preconditioner` for the kernel of a kernel operator."""
     if not ridge > 0:
         raise ValueError(f"the Nystrom preconditioner needs ridge > 0; got ridge={ridge}.")
-    centers, _, t = _centres(source, x, kind, dtype, n_centers, seed, sampling)
-    factor = np.empty((x.shape[0], centers.shape[0]))
-    label = f"cg preconditioner K_nM ({x.shape[0]} x {centers.shape[0]})"
-    for start, features in _feature_blocks(source, x, centers, t, kind, dtype, label, verbose):
+    centers, _, t = _centres(operator, n_centers, seed, sampling)
+    factor = np.empty((operator.n, centers.shape[0]))
+    label = f"cg preconditioner K_nM ({operator.n} x {centers.shape[0]})"
+    for start, features in _feature_blocks(operator, centers, t, label, verbose):
         factor[start:start + features.shape[0]] = features
     values, vectors = np.linalg.eigh(factor.T @ factor)
     keep = values > values.shape[0] * np.finfo(np.float64).eps * max(values[-1], 0.0)
@@ -319,14 +327,14 @@ class NystromPreconditioner:
         return self.basis @ (self.shrink[:, None] * (self.basis.T @ r)) + r / self.ridge
 
 
-def _normal_products(source, x, centers, targets, kind, dtype, store, verbose):
+def _normal_products(operator, centers, targets, store, verbose):
     """(v -> K_nM^T K_nM v, K_nM^T Y), from a stored K_nM or one accumulated pass."""
-    n, m = x.shape[0], centers.shape[0]
+    n, m = operator.n, centers.shape[0]
     k_nm = np.empty((n, m)) if store else None
     gram = None if store else np.zeros((m, m), order="F")  # upper triangle, by SYRK
     rhs = np.zeros((m, targets.shape[1]))
     label = f"nystrom K_nM ({n} x {m}, {'stored' if store else 'streamed'})"
-    for start, block in _row_blocks(source, x, centers, kind, dtype, label, verbose):
+    for start, block in _row_blocks(operator, centers, label, verbose):
         rhs += block.T @ targets[start:start + block.shape[0]]
         if store:
             k_nm[start:start + block.shape[0]] = block
