@@ -179,4 +179,8 @@ def init_dtype(dtype) -> np.dtype:
         return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
     from lazykit._dtypes import resolve_dtype
 
-    return resolve_dtype(dtype)
+    try:
+        return resolve_dtype(dtype)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"dtype must be 'float32', 'float64' or None (JAX's default float "
+                        f"dtype); got {dtype!r}.") from err

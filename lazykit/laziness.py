@@ -60,7 +60,8 @@ def laziness(model, params, X, y, *, alpha=None, center=None, max_iter: int = 20
         restarts: random restarts of the Hessian-norm search (besides the one from the
             residual direction); the largest estimate is kept.
         seed: seed of the random starting vectors.
-        dtype: "float64" (default) or "float32".
+        dtype: "float32" or "float64"; None means float64 (docs/architecture.md,
+            Conventions); ``params`` are converted to it.
 
     Returns:
         :class:`Laziness` (kappa, residual_norm, hessian_norm, jacobian_norm).

@@ -38,7 +38,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from lazykit._dtypes import precision
-from lazykit._validation import as_matrix, check_seed, nonnegative_float, positive_int
+from lazykit._validation import (
+    as_matrix,
+    check_seed,
+    init_dtype,
+    nonnegative_float,
+    positive_int,
+)
 from lazykit.activations import ABRelu, Activation, Sign, Step, get_activation
 from lazykit.kernels.recursion import Kernel
 from lazykit.network import Dense, Network, serial
@@ -95,21 +101,35 @@ class TwoLayer:
         return dataclasses.replace(self, **changes)
 
     def init(self, key, input_dim: int, dtype=None) -> dict:
-        """Sample ``{"a": (m, d + 1), "c": (m,)}`` from an integer seed or a JAX PRNG key.
+        """Sample ``{"a": (m, d + 1), "c": (m,)}`` from a JAX PRNG key or an integer seed.
 
         The draws come from NumPy's generator seeded by the key's data (no XLA
         compilation per shape, which matters in sweeps over many seeds).
-        ``dtype`` defaults to JAX's current default float type, as in
-        :meth:`lazykit.Network.init`; "float64" works without enabling x64 globally.
+
+        Args:
+            key: a JAX PRNG key (``jax.random.key`` or ``jax.random.PRNGKey``), or an
+                integer seed.
+            input_dim: d, the number of input features.
+            dtype: "float32" or "float64"; None means JAX's default float dtype (float32
+                unless x64 is enabled), the dtype your own JAX code computes in, as in
+                :meth:`lazykit.Network.init` (docs/architecture.md, Conventions).
+                "float64" is drawn in a local x64 context, without enabling x64 globally;
+                compute with such parameters under ``jax.enable_x64``.
+
+        Examples:
+            >>> import lazykit
+            >>> params = lazykit.TwoLayer(4).init(0, input_dim=3, dtype="float64")
+            >>> params["a"].shape, str(params["c"].dtype)
+            ((4, 4), 'float64')
         """
         positive_int(input_dim, "input_dim")
+        dtype = init_dtype(dtype)
         rng = _numpy_generator(key)
         half = self.width // 2 if self.symmetric else self.width
         a = self.init_scale * rng.standard_normal((half, input_dim + 1))
         c = self.init_scale * rng.standard_normal(half)
         if self.symmetric:
             a, c = np.concatenate([a, a]), np.concatenate([c, -c])
-        dtype = np.dtype(jnp.zeros(()).dtype if dtype is None else dtype)
         with precision(dtype):
             return {"a": jnp.asarray(a, dtype), "c": jnp.asarray(c, dtype)}
 
@@ -172,6 +192,14 @@ class TwoLayer:
         """Infinite-width NNGP and NTK of alpha f (NumPy arrays, float64 by default).
 
         Both scale as alpha^2 / m; at alpha = sqrt(m) they are width-independent.
+
+        Args:
+            x1: inputs, shape (n1, d).
+            x2: inputs, shape (n2, d); None means ``x1``.
+            diagonal: only the pairs (x1[i], x2[i]), shape (n1,), as in
+                :meth:`lazykit.Network.kernel`.
+            dtype: "float32" or "float64"; None means float64 (docs/architecture.md,
+                Conventions).
 
         Examples:
             >>> import numpy as np, lazykit

@@ -52,7 +52,8 @@ def monte_carlo_kernel(network, x1, x2=None, *, n_samples: int = 64, seed: int =
         key: a JAX PRNG key to sample from instead of ``seed``. An integer ``key`` is
             deprecated (a DeprecationWarning; it means ``seed``).
         batch_size: networks evaluated together (memory/speed trade-off).
-        dtype: "float64" (default) or "float32".
+        dtype: "float32" or "float64"; None means float64 (docs/architecture.md,
+            Conventions).
 
     Returns:
         :class:`MonteCarloKernel` with the means and standard errors (std / sqrt(n_samples)).
