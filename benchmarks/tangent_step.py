@@ -33,8 +33,9 @@ def step_seconds(model, n, d, *, batch_size, tangent, steps, reps, dtype):
     alpha = None if isinstance(model, lazykit.TwoLayer) else 10.0
 
     def run():
-        lazykit.train(model, X, y, steps=steps, lr=1e-3, batch_size=batch_size, tangent=tangent,
-                      record_every=steps, ntk_points=0, alpha=alpha, verbose=False, dtype=dtype)
+        lazykit.train(model, X, y, steps=steps, learning_rate=1e-3, batch_size=batch_size,
+                      tangent=tangent, record_every=steps, ntk_points=0, alpha=alpha,
+                      verbose=False, dtype=dtype)
 
     run()  # compile
     return median_seconds(run, reps) / steps

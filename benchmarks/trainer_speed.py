@@ -49,7 +49,7 @@ def sweep_rows(reps):
     """compile + run (a fresh model) and steady times of one run, the sweep and the sweep
     with kappa at every run (lazy_sweep's default)."""
     x, y = sweep_task()
-    common = dict(steps=400, lr=200.0, record_every=20, center=True, verbose=False)
+    common = dict(steps=400, learning_rate=200.0, record_every=20, center=True, verbose=False)
 
     def student(width, alpha=1.0):
         return lazykit.TwoLayer(width, activation="tanh", alpha=alpha, symmetric=False)
@@ -131,8 +131,8 @@ def cnn_rows(reps, steps=100, lr=0.5):
         apply_fn, params = cnn(0)
 
         def run(apply_fn=apply_fn, params=params, kwargs=kwargs):
-            return lazykit.train((apply_fn, params), x, y, steps=steps, lr=lr, verbose=False,
-                                 **kwargs)
+            return lazykit.train((apply_fn, params), x, y, steps=steps, learning_rate=lr,
+                                 verbose=False, **kwargs)
 
         first[name] = _seconds(run)
         steady[name] = median_seconds(run, reps)
@@ -143,12 +143,12 @@ def warm_up():
     """Pay the one-time costs (imports, JAX's backend, first small compilations) before any
     timing, so that no case's "compile + run" carries them."""
     x, y = sweep_task()
-    lazykit.train(lazykit.TwoLayer(8), x, y, steps=2, lr=1.0, verbose=False)
+    lazykit.train(lazykit.TwoLayer(8), x, y, steps=2, learning_rate=1.0, verbose=False)
     lazykit.lazy_sweep(lazykit.TwoLayer(8), x, y, alphas=[1.0, 2.0], seeds=[0, 1], steps=2,
-                       lr=1.0, verbose=False)
+                       learning_rate=1.0, verbose=False)
     apply_fn, params = cnn(0, channels=2)
     optax_loop(apply_fn, params, *cnn_task(), steps=2, lr=0.1)()
-    lazykit.train((apply_fn, params), *cnn_task(), steps=2, lr=0.1, verbose=False)
+    lazykit.train((apply_fn, params), *cnn_task(), steps=2, learning_rate=0.1, verbose=False)
 
 
 def _seconds(fn) -> float:
