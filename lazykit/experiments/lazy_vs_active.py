@@ -31,12 +31,14 @@ here (20 was too, on the seeds tried).
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
+from lazykit import Dense, Network, Relu, make_trainer, serial, train_to_checkpoints
 from lazykit._dtypes import precision
 from lazykit.experiments.results import ExperimentResult, mean_and_spread
 
@@ -110,53 +112,64 @@ def step_size(tau: float, width: int, eta: float) -> float:
     return width * eta / max(1.0, tau**2)
 
 
+def student_network(width: int, dim: int) -> Network:
+    """f(w, x) = (1/m) sum_j c_j relu(a_j . x) as a lazykit description: in the NTK
+    parameterization ``Dense(m, W_std=sqrt(d))`` multiplies its weights by 1 and the readout
+    ``Dense(1, W_std=1 / sqrt(m))`` by 1 / m, without biases, so the parameters are
+    [{"W": a^T}, {}, {"W": c[:, None]}] (:func:`to_params`)."""
+    return serial(Dense(width, W_std=math.sqrt(dim)), Relu(), Dense(1, W_std=1 / math.sqrt(width)))
+
+
 def student(a, c, x):
-    """f(w, x) = (1/m) sum_j c_j relu(a_j . x) for a batch of students.
-
-    ``a`` has shape (..., m, d) and ``c`` (..., m); the result has shape (..., n).
-    The students share one matrix product (faster than a vmap on CPU).
-    """
-    hidden = jnp.maximum(x @ a.reshape(-1, a.shape[-1]).T, 0.0)  # (n, batch * m)
-    out = jnp.sum(hidden.reshape(x.shape[0], *c.shape) * c, axis=-1) / c.shape[-1]
-    return jnp.moveaxis(out, 0, -1)
+    """f(w, x) for a batch of students: ``a`` (..., m, d), ``c`` (..., m); shape (..., n)."""
+    net = student_network(a.shape[-2], a.shape[-1])
+    batch = a.shape[:-2]
+    flat = jax.vmap(lambda a, c: net.apply(to_params(a, c), x)[:, 0])(
+        a.reshape(-1, *a.shape[-2:]), c.reshape(-1, c.shape[-1]))
+    return flat.reshape(*batch, x.shape[0])
 
 
-def _losses(params, x, y):
-    """Loss of every student of the batch, shape (batch,)."""
-    return 0.5 * jnp.mean((student(*params, x) - y) ** 2, axis=-1)
+def to_params(a, c) -> list:
+    """The :func:`student_network` parameters of the neurons a (m, d) and c (m,)."""
+    return [{"W": a.T}, {}, {"W": c[:, None]}]
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "record_every", "keep_path"))
-def train_scales(a0, c0, taus, lrs, data, *, steps, record_every, keep_path=False):
-    """Gradient descent from (tau a0, tau c0) for every tau at once.
+def from_params(params):
+    """The neurons (a (..., m, d), c (..., m)) of :func:`student_network` parameters."""
+    return jnp.swapaxes(params[0]["W"], -1, -2), params[2]["W"][..., 0]
 
-    The students do not interact: the gradient of the summed losses is, for each,
-    the gradient of its own loss. Returns the final (a, c) of shapes (taus, m, d)
-    and (taus, m), the train and test losses every ``record_every`` steps (step 0
-    first, shape (taus, records)), and with ``keep_path`` the neurons (a_j, c_j)
-    at every record, shape (taus, records, m, d + 1).
+
+def train_scales(a0, c0, taus, lrs, data, *, checkpoints, keep_path=False):
+    """Gradient descent from (tau a0, tau c0) for every tau at once, with lazykit's trainer.
+
+    The runs are stacked :class:`lazykit.TrainState` objects (one per tau, each with its
+    own step) trained under ``jax.vmap`` by :func:`lazykit.train_to_checkpoints`. Returns
+    the final (a, c) of shapes (taus, m, d) and (taus, m), the train and test losses at
+    step 0 and at every checkpoint (shape (taus, records)), and with ``keep_path`` the
+    neurons (a_j, c_j) at every record, shape (taus, records, m, d + 1) (then the runs
+    stop at every checkpoint on the host).
     """
     x, y, x_test, y_test = data
-    grad = jax.grad(lambda params: jnp.sum(_losses(params, x, y)))
-
-    def step(params, _):
-        a, c = params
-        g_a, g_c = grad(params)
-        return (a - lrs[:, None, None] * g_a, c - lrs[:, None] * g_c), None
-
-    def record(params):
-        path = jnp.concatenate([params[0], params[1][..., None]], -1) if keep_path else None
-        return _losses(params, x, y), _losses(params, x_test, y_test), path
-
-    def chunk(params, _):
-        params = jax.lax.scan(step, params, None, length=record_every)[0]
-        return params, record(params)
-
-    start = (taus[:, None, None] * a0, taus[:, None] * c0)
-    end, records = jax.lax.scan(chunk, start, None, length=steps // record_every)
-    records = jax.tree_util.tree_map(lambda f, r: jnp.moveaxis(jnp.concatenate([f[None], r]),
-                                                               0, 1), record(start), records)
-    return end, records
+    model = student_network(a0.shape[0], a0.shape[1])
+    trainer = make_trainer(model, tangent=False, center=False, ntk_points=0)
+    init = jax.vmap(lambda tau, lr: trainer.init(to_params(tau * a0, tau * c0), x, lr=lr))
+    states = init(taus, lrs)
+    run = functools.partial(train_to_checkpoints, trainer, x=x, y=y[:, None],
+                            x_test=x_test, y_test=y_test[:, None], batched=True)
+    if not keep_path:
+        end, record = run(states, checkpoints=checkpoints)
+        return from_params(end.params), (record.train_loss, record.test_loss, None)
+    train, test, path = [], [], [states.params]
+    for done, mark in zip([0, *checkpoints[:-1]], checkpoints, strict=True):
+        states, record = run(states, checkpoints=[mark - done])
+        train.append(record.train_loss[:, 0])
+        test.append(record.test_loss[:, 0])
+        path.append(states.params)
+    train.append(record.train_loss[:, -1])
+    test.append(record.test_loss[:, -1])
+    neurons = [jnp.concatenate([a, c[..., None]], -1) for a, c in map(from_params, path)]
+    return from_params(states.params), (jnp.stack(train, 1), jnp.stack(test, 1),
+                                        jnp.stack(neurons, 1))
 
 
 def neuron_travel(a0, c0, a, c) -> float:
@@ -169,13 +182,13 @@ def neuron_travel(a0, c0, a, c) -> float:
 def _train_task(cfg, task, rng, taus, steps, record_every, dtype, keep_path=False):
     a0, c0 = symmetric_init(rng, cfg["width"], task["x_train"].shape[1])
     lrs = [step_size(t, cfg["width"], cfg["eta"]) for t in taus]
+    checkpoints = list(range(record_every, steps + 1, record_every))
     with precision(dtype):
         data = tuple(jnp.asarray(task[k], dtype) for k in ("x_train", "y_train", "x_test",
                                                             "y_test"))
         (a, c), (train, test, path) = train_scales(
             jnp.asarray(a0, dtype), jnp.asarray(c0, dtype), jnp.asarray(taus, dtype),
-            jnp.asarray(lrs, dtype), data, steps=steps, record_every=record_every,
-            keep_path=keep_path)
+            jnp.asarray(lrs, dtype), data, checkpoints=checkpoints, keep_path=keep_path)
     return a0, c0, lrs, np.asarray(a), np.asarray(c), np.asarray(train), np.asarray(test), path
 
 
