@@ -5,7 +5,8 @@ memory available, then has the operator compute its one kernel into a single
 n x n buffer (:meth:`lazykit.kernels.operator.KernelOperator.gram`) and
 factorizes that buffer in place (:mod:`lazykit.solvers.direct`): the exact
 path lives in the kernel's own memory. Predictions use the stored
-coefficients and only the kernel between the new and the training inputs;
+coefficients and only the kernel between the new and the training inputs,
+in blocks of about 2^22 entries (32 MiB);
 the ensemble's spread also needs the NNGP, and the NTK ensemble's the
 training NNGP, computed once on the first request and kept.
 """
@@ -19,6 +20,7 @@ from lazykit.solvers import planning
 from lazykit.solvers.base import Diagnostics, KernelSolver, Result, State, problem_of
 from lazykit.solvers.direct import SOLVERS
 from lazykit.solvers.flow import flow_covariance
+from lazykit.solvers.nystrom import BLOCK_ENTRIES
 
 
 class _Dense(KernelSolver):
@@ -49,7 +51,14 @@ class _Dense(KernelSolver):
                                                 state.core.condition, setup.memory))
 
     def mean(self, state, x_new, coefficients):
-        return np.matmul(state.operator.cross(x_new), coefficients)
+        """K(x_new, X) coefficients, the kernel computed and used in blocks of rows of x_new."""
+        op = state.operator
+        rows = max(64, BLOCK_ENTRIES // max(op.n, 1))
+        out = np.empty((coefficients.shape[0], x_new.shape[0], coefficients.shape[-1]))
+        for start in range(0, x_new.shape[0], rows):
+            out[:, start:start + rows] = np.matmul(op.cross(x_new[start:start + rows]),
+                                                   coefficients)
+        return out
 
     def predict(self, state, x_new, coefficients, *, spread=None, scaled=None):
         if spread is None:
