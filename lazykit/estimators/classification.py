@@ -112,7 +112,8 @@ class NTKClassifier(_FlowClassifier):
 
     Attributes:
         classes_: class labels.
-        X_fit_, dual_coef_, solver_, n_features_in_: as in :class:`NTKRegressor`.
+        X_fit_, dual_coef_, solver_, solver_choice_, diagnostics_, n_features_in_: as in
+            :class:`NTKRegressor`.
 
     Examples:
         >>> import lazykit

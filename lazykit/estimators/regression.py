@@ -112,12 +112,15 @@ class NTKRegressor(_FlowRegressor):
             infinite time, the ridge(less) regression limit.
         learning_rate: gradient-flow learning rate (only ``learning_rate * t`` matters).
         solver: "auto", "cholesky", "eigh", "cg" or "nystrom". "auto" takes the
-            exact solver when the dense training kernel and its factorization
-            fit in the memory available now (Cholesky for infinite time, else
-            eigendecomposition), otherwise "nystrom", and refuses a problem
-            that fits under neither with an
-            :class:`lazykit.InsufficientMemoryError` naming the sizes (see the
-            scaling guide). Cholesky is used only where the kernel is
+            exact solver (Cholesky for infinite time, else eigendecomposition)
+            when the training kernel and its factorization fit in the memory
+            available now and it is expected to finish within 20 s (or no
+            later than Nystrom), otherwise "nystrom" (or "cg" where that is
+            expected within the limit), and refuses a problem that fits under
+            none with an :class:`lazykit.InsufficientMemoryError` naming the
+            sizes; its choice and the reason are in ``solver_choice_`` (see
+            the scaling guide). Every solver checks its peak memory before
+            anything large is allocated. Cholesky is used only where the kernel is
             numerically positive definite; a singular or ill-conditioned kernel
             (duplicate points, a degenerate deep kernel) is solved by
             eigendecomposition and pseudo-inverse, with an
@@ -142,15 +145,22 @@ class NTKRegressor(_FlowRegressor):
             scaling guide). Also the centres of "cg"'s preconditioner.
         tile_size: kernel tile edge for "cg" (None: 1024 on CPU, 8192 on accelerators).
         random_state: seed (or ``numpy.random.RandomState``) of the Nystrom centres.
-        verbose: progress (iteration, residual) of "cg" and "nystrom" on stderr:
-            None shows it only on a terminal, False never, True always.
+        verbose: progress (iteration, residual) of "cg" and "nystrom", and the
+            choice of "auto", on stderr: None shows it only on a terminal,
+            False never, True always.
 
     Attributes:
         X_fit_: training inputs (or Gram matrix).
         dual_coef_: A^{-1} (I - exp(-s A)) y at the estimator's ``t``: predictions
             are ``Theta(x, X) @ dual_coef_`` (with "nystrom": the coefficients
             of the M centres, ``Theta(x, centres) @ dual_coef_``).
-        solver_: the solver actually used ("cholesky", "eigh", "cg" or "nystrom").
+        solver_: the solver actually used ("cholesky", "eigh", "cg" or "nystrom";
+            "eigh" where Cholesky found the kernel not numerically positive definite).
+        solver_choice_: why that solver: ``.name`` and ``.reason`` (for
+            "auto", its memory and time estimates; otherwise "requested").
+        diagnostics_: the fit's :class:`lazykit.solvers.base.Diagnostics`
+            (solver, path, iterations, relative residual, condition estimate,
+            planned peak bytes).
         n_iter_: iterations run by "cg" and "nystrom"; 1 for the direct solvers (one
             factorization).
         n_features_in_: number of features seen in fit.
