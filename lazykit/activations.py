@@ -6,8 +6,10 @@ recursions; the function itself drives the finite network. Activations with a
 closed-form dual use it; any other elementwise function goes through
 :class:`Elementwise`, a 2-D Gauss-Hermite quadrature.
 
-Activations are frozen dataclasses, so equal descriptions compare and hash
-equal (and share compiled kernels).
+Activations are frozen dataclasses and pytrees (:mod:`lazykit._pytree`): their
+real parameters (``a``, ``b``, ``c``, ``gamma``, ``coef``) are leaves, so a new
+value does not recompile a kernel and ``jax.grad`` differentiates with respect
+to it; everything else (a quadrature's function and node count) is static.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
+from lazykit._pytree import Description
 from lazykit._validation import finite_float
 from lazykit.kernels import duals
 from lazykit.kernels.quadrature import gauss_hermite_dual
 from lazykit.kernels.recursion import KernelState, through_activation
 
 
-class Activation:
+class Activation(Description):
     """Base class of activation layers (no parameters; shapes are preserved).
 
     Subclasses define ``__call__`` (the elementwise function) and ``dual``.
@@ -93,9 +96,11 @@ class _RealParameters(Activation):
     """An activation whose dataclass fields are real parameters: finite, stored as floats.
 
     ``_minimums`` maps a field to its smallest allowed value, where the math needs one.
+    All fields are pytree leaves.
     """
 
     _minimums: ClassVar[dict[str, float]] = {}
+    leaf_fields = None
 
     def __post_init__(self):
         owner = type(self).__name__
@@ -320,7 +325,7 @@ class Rbf(_RealParameters):
     _minimums: ClassVar[dict[str, float]] = {"gamma": 0.0}
 
     def __call__(self, x):
-        return math.sqrt(2.0) * jnp.sin(math.sqrt(2.0 * self.gamma) * x + math.pi / 4)
+        return math.sqrt(2.0) * jnp.sin(jnp.sqrt(2.0 * self.gamma) * x + math.pi / 4)
 
     def dual(self, k12, k11, k22):
         return duals.rbf(k12, k11, k22, gamma=self.gamma)
@@ -365,10 +370,10 @@ class Gaussian(_RealParameters):
 
     def dual(self, k12, k11, k22):
         nngp, dot = duals.gaussian(k12, k11, k22, a=self.a, b=self.b)
-        if self.b <= 0:  # I - 2 b Sigma is positive definite for every covariance
-            return nngp, dot
+        # For b <= 0, I - 2 b Sigma is positive definite for every covariance (its
+        # determinant, which can overflow, need not be formed); b may be traced.
         m11, m22 = 1.0 - 2.0 * self.b * k11, 1.0 - 2.0 * self.b * k22
-        finite = (m11 > 0) & (m11 * m22 - 4.0 * self.b * self.b * k12 * k12 > 0)
+        finite = (self.b <= 0) | ((m11 > 0) & (m11 * m22 - 4.0 * self.b * self.b * k12 * k12 > 0))
         return jnp.where(finite, nngp, jnp.inf), jnp.where(finite, dot, jnp.sign(k12) * jnp.inf)
 
 
@@ -431,6 +436,7 @@ class Polynomial(Activation):
     """
 
     nt_layer = "Polynomial"
+    leaf_fields = ("coef",)
 
     coef: tuple[float, ...] = (0.0, 1.0)
 
@@ -443,7 +449,9 @@ class Polynomial(Activation):
         if not coef:
             raise ValueError("coef must hold at least one coefficient; got an empty sequence.")
         coef = tuple(finite_float(c, f"coef[{i}] of Polynomial") for i, c in enumerate(coef))
-        degree = max((i for i, c in enumerate(coef) if c != 0), default=0)
+        # A traced coefficient counts as nonzero.
+        degree = max((i for i, c in enumerate(coef) if not (isinstance(c, float) and c == 0)),
+                     default=0)
         if degree > MAX_POLYNOMIAL_DEGREE:
             raise ValueError(f"coef of Polynomial must have degree <= {MAX_POLYNOMIAL_DEGREE} "
                              f"(its highest nonzero coefficient); got degree {degree}. "

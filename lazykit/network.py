@@ -5,6 +5,12 @@ network; the resulting :class:`Network` initializes and applies finite
 networks (``init``, ``apply``) and computes the exact infinite-width NNGP and
 NTK (``kernel``, or the jit-compatible ``kernel_fn``), in the spirit of the
 stax triple (init, apply, kernel).
+
+Descriptions are pytrees (:mod:`lazykit._pytree`): ``W_std``, ``b_std`` and the
+activations' parameters are leaves, the layer types, widths and
+parameterization are static. ``jax.grad`` of a kernel entry with respect to
+them works through :meth:`Network.kernel_fn`, and :meth:`Network.kernel`
+compiles once per structure: a new ``W_std`` reuses the compiled kernel.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lazykit._dtypes import precision
+from lazykit._pytree import Description
 from lazykit._validation import as_matrix, nonnegative_float, positive_int
 from lazykit.activations import Activation, get_activation
 from lazykit.kernels.recursion import (
@@ -39,7 +46,7 @@ def _as_key(key):
 
 
 @dataclasses.dataclass(frozen=True)
-class Dense:
+class Dense(Description):
     """Fully-connected layer z = W y + b with ``out_dim`` outputs.
 
     NTK parameterization (default): z = W_std / sqrt(n_in) W y + b_std b with
@@ -57,6 +64,8 @@ class Dense:
     W_std: float = 1.0
     b_std: float | None = None
     parameterization: str = "ntk"
+
+    leaf_fields = ("W_std", "b_std")  # None (no bias) is part of the structure
 
     def __post_init__(self):
         positive_int(self.out_dim, "out_dim")
@@ -105,7 +114,7 @@ class Dense:
 
 
 @dataclasses.dataclass(frozen=True)
-class Network:
+class Network(Description):
     """A serial fully-connected network: finite ``init``/``apply`` and infinite-width kernels.
 
     Build one with :func:`serial` or :func:`mlp`.
@@ -123,6 +132,8 @@ class Network:
     """
 
     layers: tuple
+
+    leaf_fields = ("layers",)
 
     def __post_init__(self):
         _check_layer_order(self.layers)
@@ -225,7 +236,7 @@ class Network:
         return Kernel(state.nngp, state.ntk)
 
     def kernel(self, x1, x2=None, *, diagonal: bool = False, dtype=None,
-               tile_size: int | None = None) -> Kernel:
+               tile_size: int | None = None, get=None) -> Kernel:
         """Exact infinite-width NNGP and NTK between the rows of ``x1`` and ``x2``.
 
         Args:
@@ -236,9 +247,12 @@ class Network:
             dtype: "float64" (default) or "float32".
             tile_size: rows and columns per tile; tiles bound the memory in use
                 and are spread over all JAX devices.
+            get: None (both kernels), "nngp", "ntk" or a tuple of them: only those
+                are computed and stored (half the memory for one).
 
         Returns:
-            :class:`Kernel` with NumPy arrays ``nngp`` and ``ntk``.
+            :class:`Kernel` with NumPy arrays ``nngp`` and ``ntk`` (None for a kernel
+            not in ``get``), freshly allocated and writable.
 
         Raises:
             ValueError: on NaN/inf, wrong shapes, mismatched features, a kernel
@@ -258,12 +272,18 @@ class Network:
             (5, 2)
             >>> bool(np.allclose(net.kernel(x, diagonal=True).nngp, np.diag(net.kernel(x).nngp)))
             True
+            >>> net.kernel(x, get="ntk").nngp is None
+            True
+
+        A network with another ``W_std`` (same layers and widths) reuses the
+        compiled kernel: descriptions are pytrees whose hyperparameters are leaves.
         """
         from lazykit.kernels.compute import compute_kernel
 
         refuse_tracers(x1, x2)
         check_variance_limits(self.layers, x1, x2)
-        return compute_kernel(self, x1, x2, diagonal=diagonal, dtype=dtype, tile_size=tile_size)
+        return compute_kernel(self, x1, x2, diagonal=diagonal, dtype=dtype, tile_size=tile_size,
+                              get=get)
 
 
 def refuse_tracers(*arrays) -> None:

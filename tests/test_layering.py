@@ -14,12 +14,12 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "lazykit"
 
 # The table of docs/architecture.md, by module prefix (the longest prefix wins).
 LAYERS = {
-    "lazykit._dtypes": 0, "lazykit._validation": 0, "lazykit._progress": 0,
+    "lazykit._dtypes": 0, "lazykit._validation": 0, "lazykit._progress": 0, "lazykit._pytree": 0,
     "lazykit.kernels": 1,
     "lazykit.solvers": 2,
     "lazykit.activations": 3, "lazykit.network": 3, "lazykit.models": 3, "lazykit.interop": 3,
     "lazykit.tangent": 4, "lazykit.empirical": 4, "lazykit.monte_carlo": 4,
-    "lazykit._problem": 4,
+    "lazykit._problem": 4, "lazykit.population": 4,
     "lazykit.trainer": 5, "lazykit._measure": 5, "lazykit._driver": 5,
     "lazykit.trajectory": 5, "lazykit.training": 5, "lazykit.laziness": 5,
     "lazykit.lazy": 5, "lazykit.plotting": 5, "lazykit.schedule": 5,

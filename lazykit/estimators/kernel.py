@@ -16,7 +16,6 @@ from lazykit._validation import check_same_features, finite_float, positive_int
 from lazykit.activations import get_activation
 from lazykit.estimators._sources import PaddedNetworkKernel, bucket, pad_rows
 from lazykit.kernels.compute import check_memory
-from lazykit.kernels.recursion import KernelState, input_moments, input_state, through_dense
 from lazykit.network import PARAMETERIZATIONS, check_variance_limits, mlp
 
 KINDS = ("ntk", "nngp")
@@ -27,28 +26,11 @@ _DIRECT_ENTRIES = 2048 * 2048
 _GRADIENT_WORK_ARRAYS = 12  # live (n, n) arrays per kernel and tangent in the jitted gradient
 
 
-def _mlp_state(log_params, x1, x2, *, diagonal, depth, activation, parameterization,
-               with_bias):
-    """Kernel state of mlp(depth, ...) at W_std, b_std = exp(log_params)."""
-    w = jnp.exp(log_params[0])
-    b = jnp.exp(log_params[1]) if with_bias else None
-
-    def dense(state, out_dim):
-        return through_dense(state, out_dim=out_dim, W_std=w, b_std=b,
-                             parameterization=parameterization)
-
-    moments = input_moments(x1, x2, diagonal=diagonal)
-    state = input_state(*moments, x1.shape[1], diagonal=diagonal)
-    state = activation.propagate(dense(state, _WIDTH))
-    if depth > 1:  # identical blocks: one scanned body keeps compile time flat in depth
-
-        def step(carry, _):
-            s = activation.propagate(dense(KernelState(*carry, _WIDTH), _WIDTH))
-            return (s.nngp, s.var1, s.var2, s.ntk), None
-
-        carry, _ = jax.lax.scan(step, tuple(state[:4]), None, length=depth - 1)
-        state = KernelState(*carry, _WIDTH)
-    return dense(state, 1)
+def _network(log_params, *, depth, activation, parameterization, with_bias):
+    """mlp(depth, ...) at W_std, b_std = exp(log_params) (traced by the jitted kernels)."""
+    return mlp(depth, _WIDTH, activation, W_std=jnp.exp(log_params[0]),
+               b_std=jnp.exp(log_params[1]) if with_bias else None,
+               parameterization=parameterization)
 
 
 def _as_inputs(X, name: str) -> np.ndarray:
@@ -68,8 +50,8 @@ def _kernel_fn(depth, activation, parameterization, kind, with_bias, mode):
                   with_bias=with_bias)
 
     def value(log_params, x1, x2=None):
-        state = _mlp_state(log_params, x1, x2, diagonal=mode == "diag", **config)
-        return getattr(state, kind)
+        kernel = _network(log_params, **config).kernel_fn(x1, x2, diagonal=mode == "diag")
+        return getattr(kernel, kind)
 
     if mode != "gradient":
         return jax.jit(value)

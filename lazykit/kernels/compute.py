@@ -41,7 +41,17 @@ class InsufficientMemoryError(MemoryError):
 
 
 def available_memory() -> int:
-    """Bytes of memory available to this process now (MemAvailable on Linux)."""
+    """Bytes of memory the checks may plan with: the budget in force, else what is available now.
+
+    The budget is set by :func:`lazykit.kernels.budget.memory_budget` (a
+    context manager), :func:`~lazykit.kernels.budget.set_memory_budget` or an
+    estimator's ``memory_budget``; without one, MemAvailable on Linux.
+    """
+    from lazykit.kernels.budget import current_budget
+
+    budget = current_budget()
+    if budget is not None:
+        return budget
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -54,11 +64,14 @@ def available_memory() -> int:
 
 def check_memory(required: int, what: str, hint: str) -> None:
     """Raise :class:`InsufficientMemoryError` if ``required`` bytes exceed 90% of what is free."""
+    from lazykit.kernels.budget import current_budget
+
     free = available_memory()
     if required > 0.9 * free:
+        budget = " (the memory budget in force)" if current_budget() is not None else ""
         raise InsufficientMemoryError(
             f"{what} needs {required / 2**30:.2f} GiB but only {free / 2**30:.2f} GiB of memory "
-            f"is available. {hint}")
+            f"is available{budget}. {hint}")
 
 
 def default_tile_size() -> int:
@@ -70,55 +83,85 @@ def default_tile_size() -> int:
     return DEFAULT_TILE_SIZE.get(jax.default_backend(), DEFAULT_ACCELERATOR_TILE_SIZE)
 
 
-@functools.lru_cache(maxsize=128)
-def _from_moments(network, input_dim: int, diagonal: bool):
-    """Jitted kernels from raw moments, packed as nngp + i ntk (see recursion.pack)."""
-
-    def fn(cross, sq1, sq2, separation=None):
-        return pack(*network.kernel_from_moments(cross, sq1, sq2, input_dim, diagonal=diagonal,
-                                                 separation=separation))
-
-    return jax.jit(fn)
+KINDS = ("nngp", "ntk")
 
 
-@functools.lru_cache(maxsize=128)
-def _from_inputs_batched(network):
-    """Jitted kernels of a batch of tile pairs (leading axis = one tile pair per device).
+def resolve_get(get) -> tuple[str, ...]:
+    """The kernels asked for by ``get``: None (both), "nngp", "ntk" or a tuple of them.
 
-    ``same[k]`` marks a diagonal tile of a symmetric kernel, whose Gram diagonal
-    is set to the squared norms so that identical inputs have correlation exactly 1.
+    Examples:
+        >>> resolve_get(None), resolve_get("ntk")
+        (('nngp', 'ntk'), ('ntk',))
     """
+    if get is None:
+        return KINDS
+    names = (get,) if isinstance(get, str) else get
+    try:
+        names = tuple(names)
+    except TypeError:
+        names = (get,)
+    if not names or any(not isinstance(n, str) or n not in KINDS for n in names):
+        raise ValueError(f"get must be None (both kernels), 'nngp', 'ntk' or a tuple of them; "
+                         f"got {get!r}.")
+    return tuple(kind for kind in KINDS if kind in names)
 
-    def fn(x1, x2, same):
-        gram, sq1, sq2 = input_moments(x1, x2)
-        gram = jnp.where(same & jnp.eye(x1.shape[0], dtype=bool), sq1[:, None], gram)
-        return pack(*network.kernel_from_moments(gram, sq1, sq2, x1.shape[1]))
 
-    return jax.jit(jax.vmap(fn))
+def _select(kernel: Kernel, get: tuple[str, ...]):
+    """The kernels in ``get``: one real array, or both packed as nngp + i ntk (recursion.pack).
+
+    Only what is returned is computed: XLA drops the recursion of a kernel not asked for.
+    """
+    return pack(*kernel) if len(get) == 2 else getattr(kernel, get[0])
+
+
+@functools.partial(jax.jit, static_argnames=("input_dim", "diagonal", "get"))
+def _from_moments(network, cross, sq1, sq2, separation=None, *, input_dim: int,
+                  diagonal: bool, get: tuple[str, ...]):
+    """Kernels from raw moments; ``network`` is an argument (a pytree), so a new W_std or
+    activation parameter reuses the program compiled for the network's structure."""
+    return _select(network.kernel_from_moments(cross, sq1, sq2, input_dim, diagonal=diagonal,
+                                               separation=separation), get)
+
+
+def _one_tile_pair(network, x1, x2, same, get):
+    """Kernels of one tile pair; ``same`` marks a diagonal tile of a symmetric kernel, whose
+    Gram diagonal is set to the squared norms so that identical inputs have correlation 1."""
+    gram, sq1, sq2 = input_moments(x1, x2)
+    gram = jnp.where(same & jnp.eye(x1.shape[0], dtype=bool), sq1[:, None], gram)
+    return _select(network.kernel_from_moments(gram, sq1, sq2, x1.shape[1]), get)
+
+
+@functools.partial(jax.jit, static_argnames="get")
+def _from_inputs_batched(network, x1, x2, same, *, get: tuple[str, ...]):
+    """Kernels of a batch of tile pairs, the leading axis one tile pair per device."""
+    return jax.vmap(lambda a, b, c: _one_tile_pair(network, a, b, c, get))(x1, x2, same)
 
 
 @functools.partial(jax.jit, static_argnames="transpose")
-def _split(packed, transpose: bool = False):
-    parts = (jnp.real(packed), jnp.imag(packed))
+def _split(block, transpose: bool = False):
+    parts = (jnp.real(block), jnp.imag(block)) if jnp.iscomplexobj(block) else (block,)
     if transpose:  # XLA transposes in cache-friendly blocks; NumPy's strided copy does not.
         parts = tuple(jnp.swapaxes(part, -1, -2) for part in parts)
-    return parts, jnp.all(jnp.isfinite(parts[0]) & jnp.isfinite(parts[1]))
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(part)) for part in parts]))
+    return parts, finite
 
 
-def _unpack(packed, dtype, transpose: bool = False):
-    """NumPy (nngp, ntk) from a packed block; raise if any entry is not finite."""
-    (nngp, ntk), finite = _split(packed, transpose)
+def _unpack(block, dtype, get, transpose: bool = False) -> Kernel:
+    """NumPy kernels (None where not in ``get``) from a block; raise if any entry is not finite."""
+    parts, finite = _split(block, transpose)
     if not bool(finite):
         raise ValueError(
             f"the kernel overflows {np.dtype(dtype).name}: some entries are not finite although "
             "the inputs are, so the exact kernel exceeds the range of this dtype (large W_std or "
             "depth). Use dtype='float64', a smaller W_std, or rescale the inputs.")
-    return np.asarray(nngp), np.asarray(ntk)
+    found = dict(zip(get, parts, strict=True))
+    return Kernel(*(None if kind not in found else np.asarray(found[kind]) for kind in KINDS))
 
 
 def compute_kernel(network, x1, x2=None, *, diagonal: bool = False, dtype=None,
-                   tile_size: int | None = None) -> Kernel:
+                   tile_size: int | None = None, get=None) -> Kernel:
     """Validate inputs; ``network``'s NNGP and NTK as NumPy arrays (see Network.kernel)."""
+    get = resolve_get(get)
     dtype = resolve_dtype(dtype)
     x1 = as_matrix(x1, "x1", dtype=dtype)
     if x2 is not None:
@@ -132,19 +175,22 @@ def compute_kernel(network, x1, x2=None, *, diagonal: bool = False, dtype=None,
         can_track=diagonal or (len(devices) == 1 and devices[0].platform == "cpu"))
     with precision(dtype):
         if diagonal:
-            return _diagonal(network, x1, x2, dtype, tile, track)
-        return _full(network, x1, x2, dtype, tile, track)
+            return _diagonal(network, x1, x2, dtype, tile, get, track)
+        return _full(network, x1, x2, dtype, tile, get, track)
 
 
-def _diagonal(network, x1, x2, dtype, tile, track=False) -> Kernel:
+def _empty(shape, dtype, get) -> Kernel:
+    return Kernel(*(np.empty(shape, dtype) if kind in get else None for kind in KINDS))
+
+
+def _diagonal(network, x1, x2, dtype, tile, get, track=False) -> Kernel:
     if x2 is not None and x2.shape[0] != x1.shape[0]:
         raise ValueError(f"diagonal=True pairs x1[i] with x2[i], so x1 and x2 need the same "
                          f"number of rows; got {x1.shape[0]} and {x2.shape[0]}.")
     n, d = x1.shape
-    check_memory(2 * n * dtype.itemsize, f"the kernel diagonal of {n} points", "")
-    fn = _from_moments(network, d, True)
+    check_memory(len(get) * n * dtype.itemsize, f"the kernel diagonal of {n} points", "")
     chunk = tile * tile  # a diagonal chunk costs what one tile costs
-    nngp, ntk = np.empty(n, dtype), np.empty(n, dtype)
+    out = _empty(n, dtype, get)
     for start in range(0, n, chunk):
         rows = slice(start, min(start + chunk, n))
         a = x1[rows]
@@ -153,11 +199,15 @@ def _diagonal(network, x1, x2, dtype, tile, track=False) -> Kernel:
         sq2 = sq1 if x2 is None else np.einsum("ij,ij->i", b, b)
         cross = sq1 if x2 is None else np.einsum("ij,ij->i", a, b)
         separation = input_separation(a, b, diagonal=True, if_needed=True) if track else None
-        nngp[rows], ntk[rows] = _unpack(fn(cross, sq1, sq2, separation), dtype)
-    return Kernel(nngp, ntk)
+        block = _from_moments(network, cross, sq1, sq2, separation, input_dim=d, diagonal=True,
+                              get=get)
+        for target, part in zip(out, _unpack(block, dtype, get), strict=True):
+            if target is not None:
+                target[rows] = part
+    return out
 
 
-def _full(network, x1, x2, dtype, tile, track=False) -> Kernel:
+def _full(network, x1, x2, dtype, tile, get, track=False) -> Kernel:
     symmetric = x2 is None
     x2 = x1 if symmetric else x2
     n1, n2 = x1.shape[0], x2.shape[0]
@@ -168,11 +218,12 @@ def _full(network, x1, x2, dtype, tile, track=False) -> Kernel:
         # Split a one-tile problem so that every device gets work.
         tile = max(1, math.ceil(n_max / math.ceil(math.sqrt(len(devices)))))
     tile = math.ceil(n_max / math.ceil(n_max / tile))  # equal tiles: the least padding
-    result_bytes = 2 * n1 * n2 * dtype.itemsize
+    result_bytes = len(get) * n1 * n2 * dtype.itemsize
     work_bytes = _WORK_ARRAYS_PER_TILE * tile * tile * dtype.itemsize * len(devices)
     check_memory(
         result_bytes + work_bytes,
-        f"the NNGP and NTK of shape ({n1}, {n2}) in {dtype.name} ({result_bytes / 2**30:.2f} GiB "
+        f"the {' and '.join(k.upper() for k in get)} of shape ({n1}, {n2}) in {dtype.name} "
+        f"({result_bytes / 2**30:.2f} GiB "
         f"for the result, {work_bytes / 2**30:.2f} GiB for tiles of {tile} rows)",
         "Use diagonal=True if only the variances are needed, a smaller tile_size, "
         "dtype='float32', or a matrix-free solver that never forms the full kernel.")
@@ -181,22 +232,21 @@ def _full(network, x1, x2, dtype, tile, track=False) -> Kernel:
     starts1, starts2 = range(0, n1, tile), range(0, n2, tile)
     pairs = [(i, j) for i in starts1 for j in starts2 if not mirror or j >= i]
     if on_host:
-        tiles = _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, track)
+        tiles = _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, get, track)
     else:
-        tiles = _device_tiles(network, x1, x2, symmetric, pairs, tile, dtype, devices)
-    if len(pairs) == 1:
-        (_, block, _), = tiles
-        return Kernel(*block)
-    out = Kernel(np.empty((n1, n2), dtype), np.empty((n1, n2), dtype))
+        tiles = _device_tiles(network, x1, x2, symmetric, pairs, tile, dtype, get, devices)
+    out = _empty((n1, n2), dtype, get)  # writable arrays the caller may factorize in place
     for (i, j), block, mirrored in tiles:
         for target, part in zip(out, block, strict=True):
-            target[i:i + part.shape[0], j:j + part.shape[1]] = part
+            if target is not None:
+                target[i:i + part.shape[0], j:j + part.shape[1]] = part
         for target, part in zip(out, mirrored or (), strict=False):
-            target[j:j + part.shape[0], i:i + part.shape[1]] = part
+            if target is not None:
+                target[j:j + part.shape[0], i:i + part.shape[1]] = part
     return out
 
 
-def _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, track):
+def _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, get, track):
     """Tiles with NumPy Gram matrices (single CPU device), one dispatch ahead.
 
     With ``track``, tiles with near-duplicate pairs carry their exact separation.
@@ -204,11 +254,11 @@ def _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, track):
     """
     sq1 = np.einsum("ij,ij->i", x1, x1)
     sq2 = sq1 if symmetric else np.einsum("ij,ij->i", x2, x2)
-    fn = _from_moments(network, x1.shape[1], False)
 
-    def finish(pair, packed):
+    def finish(pair, block):
         mirror = symmetric and pair[0] != pair[1]
-        return pair, _unpack(packed, dtype), _unpack(packed, dtype, True) if mirror else None
+        return pair, _unpack(block, dtype, get), (_unpack(block, dtype, get, True) if mirror
+                                                   else None)
 
     pending = None
     for i, j in pairs:
@@ -219,7 +269,8 @@ def _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, track):
         else:
             gram = a @ b.T
         separation = input_separation(a, b, gram, if_needed=True) if track else None
-        result = fn(gram, sq1[i:i + tile], sq2[j:j + tile], separation)  # asynchronous
+        result = _from_moments(network, gram, sq1[i:i + tile], sq2[j:j + tile], separation,
+                               input_dim=x1.shape[1], diagonal=False, get=get)  # asynchronous
         if pending is not None:
             yield finish(*pending)
         pending = ((i, j), result)
@@ -231,19 +282,19 @@ def _pad_rows(x: np.ndarray, tile: int) -> np.ndarray:
     return x if pad == 0 else np.concatenate([x, np.repeat(x[:1], pad, axis=0)])
 
 
-def _device_tiles(network, x1, x2, symmetric, pairs, tile, dtype, devices):
+def _device_tiles(network, x1, x2, symmetric, pairs, tile, dtype, get, devices):
     """Tiles in batches of one per device, the batch axis sharded over the devices."""
     a = _pad_rows(x1, tile)
     b = a if symmetric else _pad_rows(x2, tile)
     n1, n2 = x1.shape[0], x2.shape[0]
     mesh = jax.sharding.Mesh(np.asarray(devices), ("tiles",))
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("tiles"))
-    fn = _from_inputs_batched(network)
 
-    def finish(batch, packed):
-        nngp, ntk = _unpack(packed, dtype)
-        return [((i, j), (nngp[k, :min(tile, n1 - i), :min(tile, n2 - j)],
-                          ntk[k, :min(tile, n1 - i), :min(tile, n2 - j)]), None)
+    def finish(batch, block):
+        kernels = _unpack(block, dtype, get)
+        return [((i, j), tuple(None if part is None else
+                               part[k, :min(tile, n1 - i), :min(tile, n2 - j)]
+                               for part in kernels), None)
                 for k, (i, j) in enumerate(batch)]
 
     pending = None
@@ -253,7 +304,7 @@ def _device_tiles(network, x1, x2, symmetric, pairs, tile, dtype, devices):
         left = jax.device_put(np.stack([a[i:i + tile] for i, _ in padded]), sharding)
         right = jax.device_put(np.stack([b[j:j + tile] for _, j in padded]), sharding)
         same = jax.device_put(np.array([symmetric and i == j for i, j in padded]), sharding)
-        result = fn(left, right, same)  # dispatched asynchronously
+        result = _from_inputs_batched(network, left, right, same, get=get)  # asynchronous
         if pending is not None:
             yield from finish(*pending)
         pending = (batch, result)

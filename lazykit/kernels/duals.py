@@ -270,7 +270,7 @@ def sin_with_gap(k12, k11, k22, separation: Separation, *, a: float, b: float, c
         [0.432332, 0.567668, 0.0, 1.729329, 0.0]
     """
     b2 = b * b
-    cos2c = math.cos(2.0 * c)
+    cos2c = jnp.cos(2.0 * c)
     half_a2 = 0.5 * a * a
     e1, e2 = jnp.exp(-b2 * k11), jnp.exp(-b2 * k22)
     near, far = jnp.exp(-0.5 * b2 * separation.gap), jnp.exp(-0.5 * b2 * separation.anti_gap)
@@ -367,7 +367,7 @@ def _hermite_moment_coefficients(coef: tuple[float, ...]) -> list[list[tuple[flo
     """
     terms: list[list[tuple[float, int]]] = [[] for _ in range(len(coef))]
     for i, q in enumerate(coef):
-        if q == 0:
+        if isinstance(q, float) and q == 0:  # a traced coefficient (jax.grad) is kept
             continue
         for m in range(i // 2 + 1):
             k = i - 2 * m

@@ -230,12 +230,19 @@ MAX_UNROLLED_REPEATS = 4
 
 
 def propagate(layers, state: KernelState) -> KernelState:
-    """Run ``state`` through ``layers``, scanning over long runs of a repeated block."""
+    """Run ``state`` through ``layers``, scanning over long runs of a repeated block.
+
+    A block is a (Dense, activation) pair; consecutive blocks of the same pytree
+    structure (layer types, widths; hyperparameter values may differ, and may be
+    traced) repeat it, and their hyperparameters are stacked for the scan.
+    """
     i = 0
     while i < len(layers):
         block = tuple(layers[i:i + 2])
+        structure = jax.tree_util.tree_structure(block)
         repeats = 1
-        while len(block) == 2 and tuple(layers[i + 2 * repeats:i + 2 * repeats + 2]) == block:
+        while len(block) == 2 and _same_structure(layers[i + 2 * repeats:i + 2 * repeats + 2],
+                                                  structure):
             repeats += 1
         if repeats - 1 <= MAX_UNROLLED_REPEATS:
             for layer in layers[i:i + 2 * repeats] if len(block) == 2 else block:
@@ -243,24 +250,33 @@ def propagate(layers, state: KernelState) -> KernelState:
         else:
             for layer in block:  # the first repeat sets the width and creates the NTK
                 state = layer.propagate(state)
-            state = _scan_block(block, state, repeats - 1)
+            state = _scan_blocks(layers[i + 2:i + 2 * repeats], structure, state)
         i += 2 * repeats if len(block) == 2 else len(block)
     return state
 
 
-def _scan_block(block, state: KernelState, repeats: int) -> KernelState:
+def _same_structure(layers, structure) -> bool:
+    return len(layers) == 2 and jax.tree_util.tree_structure(tuple(layers)) == structure
+
+
+def _scan_blocks(layers, structure, state: KernelState) -> KernelState:
+    """``state`` through consecutive blocks of one ``structure``, as one lax.scan."""
     width = state.width
     same_vars = state.var2 is state.var1
+    dtype = jnp.result_type(state.nngp)
+    blocks = [jax.tree_util.tree_leaves(tuple(layers[k:k + 2])) for k in range(0, len(layers), 2)]
+    stacked = [jnp.stack([jnp.asarray(v, dtype) for v in column])
+               for column in zip(*blocks, strict=True)]
 
-    def step(carry, _):
+    def step(carry, leaves):
         nngp, var1, var2, ntk, sep = carry
         s = KernelState(nngp, var1, var1 if same_vars else var2, ntk, width, sep)
-        for layer in block:
+        for layer in jax.tree_util.tree_unflatten(structure, leaves):
             s = layer.propagate(s)
         return (s.nngp, s.var1, s.var2, s.ntk, s.separation), None
 
     carry = (state.nngp, state.var1, state.var2, state.ntk, state.separation)
-    (nngp, var1, var2, ntk, sep), _ = jax.lax.scan(step, carry, None, length=repeats)
+    (nngp, var1, var2, ntk, sep), _ = jax.lax.scan(step, carry, stacked)
     return KernelState(nngp, var1, var1 if same_vars else var2, ntk, width, sep)
 
 
@@ -292,18 +308,20 @@ def near_duplicate_tolerance(dtype) -> float:
     return 100.0 * float(np.sqrt(np.finfo(np.dtype(dtype)).eps))
 
 
-@functools.lru_cache(maxsize=64)
-def _compiled_layer(layer):
-    """``layer.propagate`` compiled once per distinct layer (a network repeats a few)."""
-    return jax.jit(layer.propagate)
+@functools.partial(jax.jit, static_argnames="width")
+def _compiled_layer(layer, arrays, *, width: int):
+    """``layer.propagate`` compiled once per layer structure (the layer is a pytree argument)."""
+    return tuple(layer.propagate(KernelState(*arrays, width))[:4])
 
 
 def _propagate_layerwise(layers, cross, sq1, sq2, input_dim):
     """(nngp, ntk) of pairs with moments (cross, sq1, sq2), one compiled layer at a time."""
     state = input_state(*(jnp.asarray(v) for v in (cross, sq1, sq2)), input_dim, diagonal=True)
+    arrays, width = tuple(state[:4]), state.width
     for layer in layers:
-        state = _compiled_layer(layer)(state)
-    return np.asarray(state.nngp), np.asarray(state.ntk)
+        arrays = _compiled_layer(layer, arrays, width=width)
+        width = getattr(layer, "out_dim", width)  # Dense layers set the width
+    return np.asarray(arrays[0]), np.asarray(arrays[3])
 
 
 def _sensitivity(layers, cross, sq1, sq2, sign, input_dim, step):
