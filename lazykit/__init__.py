@@ -36,6 +36,13 @@ from lazykit.lazy import SlopeFit, SweepResult, fit_loglog_slope, lazy_sweep
 from lazykit.models import TwoLayer
 from lazykit.monte_carlo import MonteCarloKernel, monte_carlo_kernel
 from lazykit.network import Dense, Network, mlp, serial
+from lazykit.population import (
+    gaussian_feature_kernel,
+    pack_teacher,
+    population_loss,
+    population_model,
+    random_features_loss,
+)
 from lazykit.schedule import train_to_checkpoints
 from lazykit.tangent import linearize, taylor_expand
 from lazykit.trainer import Measurement, Trainer, TrainState, make_trainer
@@ -114,6 +121,7 @@ __all__ = [
     "__version__",
     "empirical_ntk",
     "fit_loglog_slope",
+    "gaussian_feature_kernel",
     "get_activation",
     "laziness",
     "lazy_sweep",
@@ -121,6 +129,10 @@ __all__ = [
     "make_trainer",
     "mlp",
     "monte_carlo_kernel",
+    "pack_teacher",
+    "population_loss",
+    "population_model",
+    "random_features_loss",
     "serial",
     "taylor_expand",
     "to_neural_tangents",

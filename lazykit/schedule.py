@@ -78,7 +78,7 @@ def train_to_checkpoints(trainer, state, x, y, checkpoints, *, x_test=None, y_te
         >>> x, y = rng.normal(size=(20, 2)), rng.normal(size=(20, 1))
         >>> model = lazykit.TwoLayer(64, alpha=10.0)
         >>> trainer = lazykit.make_trainer(model, tangent=False, ntk_points=0)
-        >>> state = trainer.init(model.init(0, input_dim=2), x, lr=64.0)
+        >>> state = trainer.init(model.init(0, input_dim=2), x, learning_rate=64.0)
         >>> state, record = train_to_checkpoints(trainer, state, x, y, [1, 10, 100])
         >>> record.step.tolist()
         [0, 1, 10, 100]

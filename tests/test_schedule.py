@@ -33,7 +33,7 @@ def test_checkpoints_match_gradient_descent_written_out():
     trainer = lazykit.make_trainer(MODEL, tangent=False, ntk_points=0)
     with precision("float64"):
         params = MODEL.init(1, input_dim=3, dtype="float64")
-        state = trainer.init(params, jnp.asarray(x), lr=0.5)
+        state = trainer.init(params, jnp.asarray(x), learning_rate=0.5)
         state, record = train_to_checkpoints(trainer, state, jnp.asarray(x), jnp.asarray(y),
                                              [1, 5, 30])
         expected = _hand_descent(params, jnp.asarray(x), jnp.asarray(y), 30, 0.5)
@@ -58,7 +58,7 @@ def test_batched_runs_equal_the_runs_one_by_one(data_batched):
         states, single = [], []
         for (x, y), scale, lr in zip(data, scales, lrs, strict=True):
             params = jax.tree_util.tree_map(lambda p, s=scale: s * p, base)
-            state = trainer.init(params, jnp.asarray(x), lr=lr)
+            state = trainer.init(params, jnp.asarray(x), learning_rate=lr)
             states.append(state)
             single.append(train_to_checkpoints(trainer, state, jnp.asarray(x), jnp.asarray(y),
                                                [2, 7], x_test=jnp.asarray(x[:4]),
@@ -83,6 +83,6 @@ def test_checkpoint_lengths_and_bad_checkpoints():
             checkpoint_lengths(bad)
     trainer = lazykit.make_trainer(MODEL, tangent=False, ntk_points=0)
     x, y = _data(0)
-    state = trainer.init(MODEL.init(0, input_dim=3), x, lr=0.1)
+    state = trainer.init(MODEL.init(0, input_dim=3), x, learning_rate=0.1)
     with pytest.raises(ValueError, match="data_batched=True needs batched=True"):
         train_to_checkpoints(trainer, state, x, y, [1], data_batched=True)

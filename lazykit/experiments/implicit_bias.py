@@ -139,7 +139,7 @@ def train_both_layers(params, x, y, *, steps: int, lr: float, checkpoints: int =
     with precision("float64"):
         xs, ys = jnp.asarray(x), jnp.asarray(y)
         start = jax.tree_util.tree_map(jnp.asarray, params)
-        state = trainer.init(start, xs, lr=lr * model.width)
+        state = trainer.init(start, xs, learning_rate=lr * model.width)
         state, record = train_to_checkpoints(trainer, state, xs, ys[:, None], marks)
         history = []
         for step, loss, neurons in zip(record.step[1:], record.train_loss[1:],

@@ -129,7 +129,7 @@ def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResul
         for width in cfg["widths"]:
             for alpha in cfg["alphas"]:
                 record = train(mlp(cfg["depth"], width), x_train, y_train, steps=cfg["steps"],
-                               lr=lr, alpha=alpha, X_test=x_test, y_test=y_test,
+                               learning_rate=lr, alpha=alpha, X_test=x_test, y_test=y_test,
                                record_every=max(1, cfg["steps"] // 10), ntk_points=0,
                                verbose=False, dtype=cfg["dtype"], seed=data_seed)
                 prediction = record.predict(x_test)[:, 0]

@@ -152,7 +152,8 @@ def train_scales(a0, c0, taus, lrs, data, *, checkpoints, keep_path=False):
     x, y, x_test, y_test = data
     model = student_network(a0.shape[0], a0.shape[1])
     trainer = make_trainer(model, tangent=False, center=False, ntk_points=0)
-    init = jax.vmap(lambda tau, lr: trainer.init(to_params(tau * a0, tau * c0), x, lr=lr))
+    init = jax.vmap(lambda tau, lr: trainer.init(to_params(tau * a0, tau * c0), x,
+                                                 learning_rate=lr))
     states = init(taus, lrs)
     run = functools.partial(train_to_checkpoints, trainer, x=x, y=y[:, None],
                             x_test=x_test, y_test=y_test[:, None], batched=True)

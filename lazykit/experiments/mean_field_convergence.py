@@ -42,49 +42,35 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lazykit import make_trainer, train_to_checkpoints
 from lazykit._dtypes import precision
-from lazykit.activations import get_activation
 from lazykit.experiments.results import ExperimentResult
+from lazykit.population import (
+    gaussian_feature_kernel,
+    pack_teacher,
+    population_loss,  # noqa: F401 (part of this module's interface, used by its tests)
+    population_model,
+    random_features_loss,
+    take_loss,
+)
 
 
-def _relu_kernel_parts(a1, a2):
-    n1, n2 = jnp.linalg.norm(a1, axis=1), jnp.linalg.norm(a2, axis=1)
-    dots = a1 @ a2.T
-    theta = jnp.arccos(jnp.clip(dots / (n1[:, None] * n2[None, :]), -1.0, 1.0))
-    sin = jnp.sin(theta)
-    value = (n1[:, None] * n2[None, :] * sin + (jnp.pi - theta) * dots) / (2 * jnp.pi)
-    return value, n1, n2, theta, sin
+def relu_kernel(a1, a2=None):
+    """E relu(a1_i . x) relu(a2_j . x) for x ~ N(0, I): the arc-cosine kernel
+    (|a1_i| |a2_j| sin theta + (pi - theta) a1_i . a2_j) / (2 pi), theta the angle, from
+    lazykit (:func:`lazykit.population.gaussian_feature_kernel`: differentiable at
+    theta = 0 too)."""
+    return gaussian_feature_kernel("relu", a1, a2)
 
 
-@jax.custom_jvp
-def relu_kernel(a1, a2):
-    """E relu(a1_i . x) relu(a2_j . x) for x ~ N(0, I) (rows of nonzero norm).
-
-    The arc-cosine kernel (|a1_i| |a2_j| sin theta + (pi - theta) a1_i . a2_j) / (2 pi),
-    theta the angle. Its derivative in a1_i, ((pi - theta) a2_j + |a2_j| sin theta
-    a1_i / |a1_i|) / (2 pi), is written out (custom JVP): the chain rule through
-    arccos is 0 * inf at theta = 0, and the short expression compiles faster than
-    the general Gaussian dual.
-    """
-    return _relu_kernel_parts(a1, a2)[0]
-
-
-@relu_kernel.defjvp
-def _relu_kernel_jvp(primals, tangents):
-    (a1, a2), (t1, t2) = primals, tangents
-    value, n1, n2, theta, sin = _relu_kernel_parts(a1, a2)
-    radial1, radial2 = jnp.sum(t1 * a1, 1) / n1, jnp.sum(t2 * a2, 1) / n2
-    change = ((jnp.pi - theta) * (t1 @ a2.T + a1 @ t2.T)
-              + sin * (radial1[:, None] * n2[None, :] + n1[:, None] * radial2[None, :]))
-    return value, change / (2 * jnp.pi)
+def sigmoid_kernel(a1, a2=None):
+    """E sigma(a1_i . x) sigma(a2_j . x) for lazykit's ``sigmoid_like``, x ~ N(0, I)."""
+    return gaussian_feature_kernel("sigmoid_like", a1, a2)
 
 
 def dual_kernel(activation, a1, a2):
     """E sigma(a1_i . x) sigma(a2_j . x) for x ~ N(0, I) from the activation's Gaussian dual."""
-    k12 = a1 @ a2.T
-    k11 = jnp.sum(a1**2, axis=1)[:, None]
-    k22 = jnp.sum(a2**2, axis=1)[None, :]
-    return activation.dual(k12, k11, k22)[0]
+    return gaussian_feature_kernel(activation, a1, a2)
 
 
 def sphere_init(rng, width: int, dim: int):
@@ -106,9 +92,8 @@ def gaussian_init(rng, width: int, dim: int):
 ACTIVATIONS = {"relu": dict(kernel=relu_kernel, teacher_norm=1.0, eta=0.2, init=sphere_init),
                # Norm 3: the teacher's sigmoids work in their nonlinear range (with unit
                # norms they are nearly linear on Gaussian inputs, an easy target for any model).
-               "sigmoid": dict(kernel=functools.partial(dual_kernel,
-                                                        get_activation("sigmoid_like")),
-                               teacher_norm=3.0, eta=1.0, init=gaussian_init)}
+               "sigmoid": dict(kernel=sigmoid_kernel, teacher_norm=3.0, eta=1.0,
+                               init=gaussian_init)}
 
 # Widths in one group are padded to the group's largest and trained in one batch.
 SETTINGS = {
@@ -153,64 +138,41 @@ for _act in ("relu", "sigmoid"):
     })
 
 
-@functools.partial(jax.jit, static_argnames="kernel")
-def population_loss(kernel, a, c, teacher, teacher_weights, live=None):
-    """E (f(x) - y(x))^2 / 2 in closed form (module docstring); ``kernel`` as relu_kernel.
-
-    ``live`` (0/1 per neuron, default all 1) pads a student to a common size: dead
-    neurons are left out of f and of the 1/m, and receive zero gradients.
-    """
-    live = jnp.ones_like(c) if live is None else live
-    weights = c * live / jnp.sum(live)
-    fit = weights @ kernel(a, a) @ weights
-    cross = weights @ kernel(a, teacher) @ teacher_weights
-    target = teacher_weights @ kernel(teacher, teacher) @ teacher_weights
-    return 0.5 * (fit - 2.0 * cross + target)
+random_feature_loss = random_features_loss
 
 
-@functools.partial(jax.jit, static_argnames="kernel")
-def random_feature_loss(kernel, a, teacher, teacher_weights, live=None):
-    """Population loss of the best output layer on the frozen features a (pseudo-inverse)."""
-    live = jnp.ones(a.shape[0], a.dtype) if live is None else live
-    gram = kernel(a, a) * jnp.outer(live, live) + jnp.diag(1.0 - live)  # dead: decoupled
-    k_st = live * (kernel(a, teacher) @ teacher_weights)
-    target = teacher_weights @ kernel(teacher, teacher) @ teacher_weights
-    eigenvalues, vectors = jnp.linalg.eigh(gram)
-    keep = eigenvalues > 1e-12 * eigenvalues[-1]
-    projected = vectors.T @ k_st
-    explained = jnp.sum(jnp.where(keep, projected**2 / jnp.where(keep, eigenvalues, 1.0), 0.0))
-    return jnp.maximum(0.5 * (target - explained), 0.0)
-
-
-@functools.partial(jax.jit, static_argnames=("kernel", "steps", "record_every"))
 def train_mean_field(kernel, a, c, live, teacher, teacher_weights, lr, *, steps,
                      record_every):
     """Gradient descent on the population loss for a batch of runs (leading axis of
-    every argument, ``lr`` included).
+    every argument, ``lr`` included), with lazykit's trainer: the student of
+    :func:`lazykit.population.population_model` in stacked states, trained by
+    :func:`lazykit.train_to_checkpoints`. ``live`` (0/1 per neuron) pads students of
+    different widths to one size (one compilation).
 
-    Returns the final (a, c), the losses every ``record_every`` steps, shape
-    (runs, steps // record_every), the random-feature losses at the initial a
-    and the losses of f = 0, shape (runs,).
+    Returns the losses every ``record_every`` steps, shape (runs, steps // record_every),
+    the random-feature losses at the initial a and the losses of f = 0, shape (runs,).
     """
-    def one(a, c, live, teacher, teacher_weights, lr):
-        loss = functools.partial(population_loss, kernel, teacher=teacher,
-                                 teacher_weights=teacher_weights, live=live)
-        grad = jax.grad(loss, argnums=(0, 1))
+    trainer = make_trainer(population_model(kernel), take_loss, tangent=False, center=False,
+                           ntk_points=0)
+    packed = jax.vmap(pack_teacher)(teacher, teacher_weights, live)
+    targets = jnp.zeros((packed.shape[0], 1, 1), packed.dtype)
+    states = jax.vmap(lambda a, c, x, lr: trainer.init({"a": a, "c": c}, x, learning_rate=lr))(
+        a, c, packed, lr)
+    checkpoints = list(range(record_every, steps + 1, record_every))
+    _, record = train_to_checkpoints(trainer, states, packed, targets, checkpoints,
+                                     batched=True, data_batched=True)
+    random_features, null = _references(kernel, a, teacher, teacher_weights, live)
+    return record.train_loss[:, 1:], random_features, null
 
-        def step(params, _):
-            g_a, g_c = grad(*params)
-            return (params[0] - lr * g_a, params[1] - lr * g_c), None
 
-        def chunk(params, _):
-            params = jax.lax.scan(step, params, None, length=record_every)[0]
-            return params, loss(*params)
-
-        end, losses = jax.lax.scan(chunk, (a, c), None, length=steps // record_every)
-        random_features = random_feature_loss(kernel, a, teacher, teacher_weights, live)
+@functools.partial(jax.jit, static_argnames="kernel")
+def _references(kernel, a, teacher, teacher_weights, live):
+    """Random-feature losses at the neurons ``a`` and losses of f = 0, for a batch of runs."""
+    def one(a, teacher, teacher_weights, live):
         null = 0.5 * teacher_weights @ kernel(teacher, teacher) @ teacher_weights
-        return end, losses, random_features, null
+        return random_features_loss(kernel, a, teacher, teacher_weights, live), null
 
-    return jax.vmap(one)(a, c, live, teacher, teacher_weights, lr)
+    return jax.vmap(one)(a, teacher, teacher_weights, live)
 
 
 def teacher_network(rng, dim: int, width: int, norm: float):
@@ -267,7 +229,7 @@ def _train_group(cfg, spec, teachers, widths, seed):
         a[r], start_c = spec["init"](np.random.default_rng([seed, s, width]), size, dim)
         c[r, :width], live[r, :width] = start_c[:width], 1.0
     with precision("float64"):
-        _, losses, random_features, nulls = train_mean_field(
+        losses, random_features, nulls = train_mean_field(
             spec["kernel"], jnp.asarray(a), jnp.asarray(c), jnp.asarray(live),
             jnp.asarray(np.stack([teachers[s][0] for _, s in runs])),
             jnp.asarray(np.stack([teachers[s][1] for _, s in runs])),
