@@ -35,11 +35,13 @@ features (the same least-squares fit, faster).
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
+from lazykit import Dense, Monomial, Network, make_trainer, serial, train_to_checkpoints
 from lazykit._dtypes import precision
 from lazykit.experiments.results import ExperimentResult
 
@@ -136,37 +138,83 @@ def best_rank_fit(b, rank: int) -> np.ndarray:
     return (vectors[:, keep] * values[keep]) @ vectors[:, keep].T
 
 
-def _gradient_descent(loss, params, steps: int, lr: float):
-    """``steps`` steps of full-batch gradient descent on ``loss``, jitted as one scan."""
-    optimizer = optax.sgd(lr)
+def quadratic_student(width: int, dim: int, offset: bool = True) -> Network:
+    """f(x) = c + sum_i a_i (w_i . x)^2: ``Dense(N, W_std=sqrt(d))`` (weights w_i as its
+    columns: the NTK parameterization multiplies them by sqrt(d) / sqrt(d) = 1), the
+    quadratic activation ``Monomial(2)``, and the readout ``Dense(1, W_std=sqrt(N))`` (weights
+    a_i, times 1) with the bias c (b_std = 1) if ``offset``. Parameters: :func:`to_params`."""
+    return serial(Dense(width, W_std=math.sqrt(dim)), Monomial(2),
+                  Dense(1, W_std=math.sqrt(width), b_std=1.0 if offset else None))
 
-    def step(carry, _):
-        p, state = carry
-        value, grad = jax.value_and_grad(loss)(p)
-        updates, state = optimizer.update(grad, state, p)
-        return (optax.apply_updates(p, updates), state), value
 
-    (params, _), _ = jax.jit(lambda p: jax.lax.scan(step, (p, optimizer.init(p)), None,
-                                                    length=steps))(params)
-    return params
+def to_params(w, a, c=None) -> list:
+    """:func:`quadratic_student` parameters of the neurons w (N, d), a (N,) and offset c."""
+    readout = {"W": a[:, None]} if c is None else {"W": a[:, None], "b": jnp.reshape(c, (1,))}
+    return [{"W": w.T}, {}, readout]
+
+
+def quadratic_form(params):
+    """M = W^T diag(a) W of :func:`quadratic_student` parameters."""
+    w, a = params[0]["W"], params[2]["W"][:, 0]
+    return w @ (a[:, None] * w.T)
+
+
+def half_gradient(params, x):
+    """M x_i = grad f(x_i) / 2 for each row x_i of ``x``: the quadratic form's rows on the basis
+    vectors, from the :func:`quadratic_student` without offset (an ``apply_fn`` for the
+    trainer; its width and dimension are read off ``params``)."""
+    dim, width = params[0]["W"].shape
+    net = quadratic_student(width, dim, offset=False)
+    return 0.5 * jax.vmap(jax.grad(lambda point: net.apply(params, point[None])[0, 0]))(x)
+
+
+def relative_frobenius(outputs, targets):
+    """||outputs - targets||_F^2 / ||targets||_F^2: with the rows of M and of B (outputs of
+    :func:`half_gradient` on the identity), the normalized population risk."""
+    return jnp.sum((outputs - targets) ** 2) / jnp.sum(targets**2)
+
+
+def _pad(w, width: int) -> np.ndarray:
+    """Neurons w (N, d) padded with zero rows to ``width``: a zero neuron (w_i = 0, a_i = 0)
+    adds nothing to f and gets zero gradients, so it stays zero."""
+    return np.concatenate([w, np.zeros((width - len(w), w.shape[1]))])
+
+
+def _descend(model, loss, starts, x, y, steps: int, lr: float, *, data_batched=False):
+    """``steps`` steps of full-batch gradient descent with lazykit's trainer for a stack of
+    runs (``starts``: a list of parameters of one shape); their final parameters, stacked."""
+    trainer = make_trainer(model, loss, tangent=False, center=False, ntk_points=0)
+    stack = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *starts)
+    init = jax.vmap(lambda p, inputs: trainer.init(p, inputs, learning_rate=lr),
+                    in_axes=(0, 0 if data_batched else None))
+    end, _ = train_to_checkpoints(trainer, init(stack, x), x, y, [steps], batched=True,
+                                  data_batched=data_batched)
+    return end.params
+
+
+def train_networks_population(ws, bs, steps: int, lr: float) -> list:
+    """Gradient descent on the normalized population risk ||W^T diag(a) W - B||_F^2 / ||B||_F^2
+    for each pair of first layer ``w`` and target ``b``, all in one batch.
+
+    Each starts from its first layer w and a = 0 (the network is 0 at the start and the
+    signs of the a_i are chosen by the dynamics); returns the trained M. The students are
+    :func:`quadratic_student` without offset, padded with zero neurons to the widest,
+    trained with lazykit's trainer on :func:`half_gradient` at the basis vectors (the rows
+    of M) against the rows of B (:func:`relative_frobenius`).
+    """
+    width, dim = max(len(w) for w in ws), ws[0].shape[1]
+    with precision("float64"):
+        starts = [to_params(jnp.asarray(_pad(w, width)), jnp.zeros(width)) for w in ws]
+        basis = jnp.broadcast_to(jnp.eye(dim), (len(ws), dim, dim))
+        params = _descend(half_gradient, relative_frobenius, starts, basis,
+                          jnp.asarray(np.stack(bs)), steps, lr, data_batched=True)
+        forms = jax.vmap(quadratic_form)(params)
+        return list(np.asarray(forms))
 
 
 def train_network_population(w, b, steps: int, lr: float) -> np.ndarray:
-    """Gradient descent on the normalized population risk ||W^T diag(a) W - B||_F^2 / ||B||_F^2.
-
-    Starts from the first layer ``w`` and a = 0 (the network is 0 at the start and the
-    signs of the a_i are chosen by the dynamics); returns the trained M.
-    """
-    with precision("float64"):
-        target = jnp.asarray(b)
-        scale = jnp.sum(target**2)
-
-        def loss(p):
-            m = p["w"].T @ (p["a"][:, None] * p["w"])
-            return jnp.sum((m - target) ** 2) / scale
-
-        p = _gradient_descent(loss, {"w": jnp.asarray(w), "a": jnp.zeros(len(w))}, steps, lr)
-        return np.asarray(p["w"].T @ (p["a"][:, None] * p["w"]))
+    """:func:`train_networks_population` for one first layer ``w`` and target ``b``."""
+    return train_networks_population([w], [b], steps, lr)[0]
 
 
 def sample_mixture(rng, n: int, dim: int, signal_dim: int, delta: float):
@@ -216,21 +264,38 @@ def least_squares(features, y):
     return np.linalg.lstsq(features, y, rcond=None)[0]
 
 
-def train_network_samples(x, y, w, steps: int, lr: float):
-    """Gradient descent on mean (f(x_i) - y_i)^2 over (c, a, W) from (0, 0, w); returns f."""
+def _mean_square(outputs, targets):
+    return jnp.mean((outputs - targets) ** 2)
+
+
+def train_networks_samples(x, y, ws, steps: int, lr: float) -> list:
+    """Gradient descent on mean (f(x_i) - y_i)^2 over (c, a, W) from (0, 0, w) for each first
+    layer w of ``ws``, in one batch (:func:`quadratic_student` padded with zero neurons to
+    the widest, trained with lazykit's trainer); returns the functions f."""
+    width, dim = max(len(w) for w in ws), ws[0].shape[1]
+    model = quadratic_student(width, dim)
     with precision("float64"):
-        xs, ys = jnp.asarray(x), jnp.asarray(y)
+        starts = [to_params(jnp.asarray(_pad(w, width)), jnp.zeros(width), jnp.zeros(()))
+                  for w in ws]
+        params = _descend(model, _mean_square, starts, jnp.asarray(x),
+                          jnp.asarray(y)[:, None], steps, lr)
+        params = jax.tree_util.tree_map(np.asarray, params)
 
-        def apply(p, inputs):
-            return p["c"] + ((inputs @ p["w"].T) ** 2) @ p["a"]
+    def predictor(i):
+        run = jax.tree_util.tree_map(lambda v: v[i], params)
 
-        def loss(p):
-            return jnp.mean((apply(p, xs) - ys) ** 2)
+        def predict(inputs):
+            with precision("float64"):
+                return np.asarray(model.apply(run, jnp.asarray(inputs)))[:, 0]
 
-        start = {"w": jnp.asarray(w), "a": jnp.zeros(len(w)), "c": jnp.zeros(())}
-        p = _gradient_descent(loss, start, steps, lr)
-        p = jax.tree_util.tree_map(np.asarray, p)
-    return lambda inputs: p["c"] + ((inputs @ p["w"].T) ** 2) @ p["a"]
+        return predict
+
+    return [predictor(i) for i in range(len(ws))]
+
+
+def train_network_samples(x, y, w, steps: int, lr: float):
+    """:func:`train_networks_samples` for one first layer ``w``: the trained f."""
+    return train_networks_samples(x, y, [w], steps, lr)[0]
 
 
 def _error(scores, y) -> float:
@@ -242,22 +307,23 @@ def _neurons(rng, count: int, dim: int):
 
 
 def _quadratic_rows(cfg, seed, say):
-    rows = []
     dim = cfg["dim"]
+    runs = []
     for s in range(cfg["seeds"]):
-        rng = np.random.default_rng([seed, s])
-        b = gaussian_symmetric_target(rng, dim)
+        b = gaussian_symmetric_target(np.random.default_rng([seed, s]), dim)
         for ratio in cfg["ratios"]:
             width = max(1, round(ratio * dim))
-            w = _neurons(np.random.default_rng([seed, s, width]), width, dim)
-            trained = train_network_population(w, b, cfg["nn_steps"], cfg["nn_lr"])
-            rows.append(dict(seed=s, width=width, ratio=width / dim,
-                             RF=normalized_risk(random_features_fit(w, b), b),
-                             NT=normalized_risk(neural_tangent_fit(w, b), b),
-                             NN=normalized_risk(best_rank_fit(b, width), b),
-                             NN_trained=normalized_risk(trained, b)))
-        say(f"regimes: quadratic target, draw {s + 1}/{cfg['seeds']} done")
-    return rows
+            runs.append((s, width, b, _neurons(np.random.default_rng([seed, s, width]), width,
+                                               dim)))
+    trained = train_networks_population([w for *_, w in runs], [b for _, _, b, _ in runs],
+                                        cfg["nn_steps"], cfg["nn_lr"])
+    say(f"regimes: quadratic target, {len(runs)} networks trained")
+    return [dict(seed=s, width=width, ratio=width / dim,
+                 RF=normalized_risk(random_features_fit(w, b), b),
+                 NT=normalized_risk(neural_tangent_fit(w, b), b),
+                 NN=normalized_risk(best_rank_fit(b, width), b),
+                 NN_trained=normalized_risk(m, b))
+            for (s, width, b, w), m in zip(runs, trained, strict=True)]
 
 
 def _mixture_rows(cfg, seed, say):
@@ -265,14 +331,14 @@ def _mixture_rows(cfg, seed, say):
     rng = np.random.default_rng([seed, 101])
     x, y = sample_mixture(rng, cfg["n_train"], dim, signal, delta)
     x_test, y_test = sample_mixture(rng, cfg["n_test"], dim, signal, delta)
+    widths = [max(1, round(ratio * dim)) for ratio in cfg["mixture_ratios"]]
+    ws = [_neurons(np.random.default_rng([seed, 102, width]), width, dim) for width in widths]
+    nets = train_networks_samples(x, y, ws, cfg["mixture_steps"], cfg["mixture_lr"])
+    say(f"regimes: mixture, {len(ws)} networks trained")
     rows = []
-    for ratio in cfg["mixture_ratios"]:
-        width = max(1, round(ratio * dim))
-        init = np.random.default_rng([seed, 102, width])
-        w = _neurons(init, width, dim)
+    for width, w, nn in zip(widths, ws, nets, strict=True):
         rf = least_squares(random_features(x, w), y)
         nt = least_squares(tangent_space_features(x, w), y)
-        nn = train_network_samples(x, y, w, cfg["mixture_steps"], cfg["mixture_lr"])
         rows.append(dict(width=width, ratio=width / dim,
                          RF=_error(random_features(x_test, w) @ rf, y_test),
                          NT=_error(tangent_space_features(x_test, w) @ nt, y_test),
