@@ -12,6 +12,7 @@ ones refuse the spread themselves.
 
 from __future__ import annotations
 
+import contextlib
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -21,6 +22,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from lazykit.estimators._sources import PRECOMPUTED, resolve_source
+from lazykit.kernels.budget import memory_budget
 from lazykit.kernels.operator import KernelOperator, PrecomputedOperator
 from lazykit.solvers import scaled_times
 from lazykit.solvers.auto import SOLVER_CLASSES, make_kernel_solver
@@ -111,12 +113,13 @@ class NeuralKernelModel(BaseEstimator):
         "tile_size": [None, Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": [None, "boolean"],
+        "memory_budget": [None, Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(self, network=None, *, depth=1, activation="relu", W_std=2.0**0.5, b_std=0.1,
                  parameterization="ntk", ridge=0.0, t=None, learning_rate=1.0, solver="auto",
                  tol=1e-6, max_iter=1000, n_centers=2000, centers="uniform", tile_size=None,
-                 random_state=0, verbose=None):
+                 random_state=0, verbose=None, memory_budget=None):
         self.network = network
         self.depth = depth
         self.activation = activation
@@ -134,6 +137,7 @@ class NeuralKernelModel(BaseEstimator):
         self.tile_size = tile_size
         self.random_state = random_state
         self.verbose = verbose
+        self.memory_budget = memory_budget
 
     # -- scikit-learn plumbing ------------------------------------------------
     def __sklearn_tags__(self):
@@ -170,6 +174,12 @@ class NeuralKernelModel(BaseEstimator):
             return PrecomputedOperator(X, self._kind)
         return KernelOperator(source, X, self._kind, np.dtype(np.float64), self.tile_size)
 
+    def _budget(self):
+        """The estimator's memory budget for its checks (None: the budget in force)."""
+        if self.memory_budget is None:
+            return contextlib.nullcontext()
+        return memory_budget(self.memory_budget)
+
     def _kernel_solver(self):
         seed = check_random_state(self.random_state).randint(2**31 - 1)
         return make_kernel_solver(self.solver, SolverOptions(
@@ -191,6 +201,10 @@ class NeuralKernelModel(BaseEstimator):
         self.X_fit_ = X
         solver = self._kernel_solver()
         fit_scaled = self._fit_scaled()
+        with self._budget():
+            self._fit_state(solver, source, X, targets, fit_scaled)
+
+    def _fit_state(self, solver, source, X, targets, fit_scaled) -> None:
         state = solver.init(self._operator(source, X), float(self.ridge), k=targets.shape[1],
                             finite_time=bool(np.isfinite(fit_scaled)),
                             what=f"{type(self).__name__}: the {KIND_NAMES[self._kind]}")
@@ -229,7 +243,9 @@ class NeuralKernelModel(BaseEstimator):
         coef = np.empty((scaled.shape[0], *self.dual_coef_.reshape(
             self.dual_coef_.shape[0], -1).shape))
         coef[at_fit] = self.dual_coef_.reshape(coef.shape[1:])
-        if not at_fit.all():  # other times: from the set-up (a factorization) or solved anew
-            coef[~at_fit] = state.solver.flow(state, self._targets, scaled[~at_fit]).coefficients
-        mean, variance = state.solver.predict(state, X, coef, spread=spread, scaled=scaled)
+        with self._budget():
+            if not at_fit.all():  # other times: from the set-up (a factorization) or anew
+                coef[~at_fit] = state.solver.flow(state, self._targets,
+                                                  scaled[~at_fit]).coefficients
+            mean, variance = state.solver.predict(state, X, coef, spread=spread, scaled=scaled)
         return mean, variance, scalar

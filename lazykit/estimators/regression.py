@@ -148,6 +148,10 @@ class NTKRegressor(_FlowRegressor):
         verbose: progress (iteration, residual) of "cg" and "nystrom", and the
             choice of "auto", on stderr: None shows it only on a terminal,
             False never, True always.
+        memory_budget: bytes that this estimator's memory checks may plan with
+            (90% of them), in place of the memory available now; None: the
+            budget in force (``lazykit.kernels.budget.memory_budget``), by
+            default the memory available now.
 
     Attributes:
         X_fit_: training inputs (or Gram matrix).

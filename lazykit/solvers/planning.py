@@ -12,8 +12,9 @@ measured on the solvers' own code paths (``tests/test_memory_peaks.py``):
   least-squares solve runs two CG recursions side by side), the tiles in
   flight, 3 n M while its Nystrom preconditioner is built (ridge > 0, t =
   inf); at a finite time the Lanczos basis, up to max_iter n k;
-- "nystrom", stored: n M (K_nM) + 4 M^2 + 6 n k + one block of K_nM rows;
-  streamed: the same without the n M term;
+- "nystrom", stored: n M (K_nM) + 4 M^2 + 6 n k + one block of K_nM rows
+  and the kernel's tiles in flight while it is computed; streamed: the same
+  without the n M term;
 - picking the centres by RPCholesky (before the above, for both matrix-free
   solvers): pool x (M + 200) floats, pool <= max(16 M, 2^27 / M).
 
@@ -180,7 +181,9 @@ def nystrom_estimate(problem: Problem, *, n_centers: int, centers: str, store: b
     n, m = problem.n, min(problem.n, n_centers)
     falkon = problem.ridge > 0 and not problem.finite_time
     store = store and falkon  # the spectrum always streams
-    memory = nystrom_bytes(n, problem.k, n_centers, store, centers)
+    # and the tiles in flight while blocks of K_nM are computed
+    memory = (nystrom_bytes(n, problem.k, n_centers, store, centers)
+              + (tile_bytes(min(problem.tile, n, block_rows(m))) if problem.has_inputs else 0))
     flops = nystrom_flops(problem, m, _FALKON_STEPS if falkon else 0)
     if centers == "rpcholesky":
         flops += pool_size(n, m) * m * (entry_flops(problem) + m)
