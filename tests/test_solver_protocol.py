@@ -192,3 +192,26 @@ def test_operator_pieces_match_the_network(rng):
         pre.cross(x_new)
     with pytest.raises(ValueError, match="cannot return a standard deviation"):
         pre.kernels(x_new)
+
+
+def test_exact_fit_allocates_one_kernel(rng):
+    """NumPy-side peak of fit + predict at n = 4096 (4 x 4 tiles of 1024), by tracemalloc.
+
+    The NTK alone (get="ntk") in one n x n buffer, factorized in place: 1 n^2 and a
+    few tiles of n^2 / 16 in flight (it was 4.9 n^2 with both kernels, padded copies
+    and a copy to factorize), predictions in blocks of 2^20 entries.
+    """
+    import tracemalloc
+
+    n = 4096
+    x, y, x_test = rng.normal(size=(n, 3)), rng.normal(size=n), rng.normal(size=(3000, 3))
+    lazykit.NTKRegressor(ridge=0.1).fit(x[:2000], y[:2000]).predict(x_test)  # compiled
+    tracemalloc.start()
+    try:
+        model = lazykit.NTKRegressor(ridge=0.1, solver="cholesky").fit(x, y)
+        model.predict(x_test)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert model.solver_ == "cholesky"
+    assert peak < 1.3 * 8 * n * n, peak / (8 * n * n)

@@ -6,7 +6,7 @@ n x n buffer (:meth:`lazykit.kernels.operator.KernelOperator.gram`) and
 factorizes that buffer in place (:mod:`lazykit.solvers.direct`): the exact
 path lives in the kernel's own memory. Predictions use the stored
 coefficients and only the kernel between the new and the training inputs,
-in blocks of about 2^22 entries (32 MiB);
+in blocks of about 2^20 entries (8 MiB);
 the ensemble's spread also needs the NNGP, and the NTK ensemble's the
 training NNGP, computed once on the first request and kept.
 """
@@ -20,7 +20,10 @@ from lazykit.solvers import planning
 from lazykit.solvers.base import Diagnostics, KernelSolver, Result, State, problem_of
 from lazykit.solvers.direct import SOLVERS
 from lazykit.solvers.flow import flow_covariance
-from lazykit.solvers.nystrom import BLOCK_ENTRIES
+
+# Entries of the test-train kernel per block: small next to the factor (8 MiB), and whole
+# powers of two of rows, so that padding to compilation buckets adds nothing.
+_PREDICT_ENTRIES = 1 << 20
 
 
 class _Dense(KernelSolver):
@@ -53,7 +56,7 @@ class _Dense(KernelSolver):
     def mean(self, state, x_new, coefficients):
         """K(x_new, X) coefficients, the kernel computed and used in blocks of rows of x_new."""
         op = state.operator
-        rows = max(64, BLOCK_ENTRIES // max(op.n, 1))
+        rows = 1 << max(4, (_PREDICT_ENTRIES // max(op.n, 1)).bit_length() - 1)  # a power of 2
         out = np.empty((coefficients.shape[0], x_new.shape[0], coefficients.shape[-1]))
         for start in range(0, x_new.shape[0], rows):
             out[:, start:start + rows] = np.matmul(op.cross(x_new[start:start + rows]),
