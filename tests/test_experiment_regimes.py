@@ -130,3 +130,26 @@ def test_summary_columns_and_findings_are_described(result):
     """Every column of the printed summary table and every finding says what it means."""
     keys = [*result.to_frame().columns, *result.findings]
     assert [key for key in keys if not result.describe(key)] == []
+
+
+def test_quadratic_student_is_the_quadratic_form():
+    """The lazykit student (Dense, Monomial(2), Dense) computes c + x^T M x, and the trainer's
+    apply function half_gradient is grad f / 2 = M x (autodiff through the network)."""
+    import jax
+    import jax.numpy as jnp
+
+    from lazykit._dtypes import precision
+
+    rng = np.random.default_rng(5)
+    w, a, c = rng.normal(size=(4, 3)), rng.normal(size=4), 0.7
+    x = rng.normal(size=(6, 3))
+    with precision("float64"):
+        params = regimes.to_params(jnp.asarray(w), jnp.asarray(a), jnp.asarray(c))
+        out = np.asarray(regimes.quadratic_student(4, 3).apply(params, jnp.asarray(x)))[:, 0]
+        m = w.T @ (a[:, None] * w)
+        np.testing.assert_allclose(out, c + np.einsum("nd,de,ne->n", x, m, x), rtol=1e-12)
+        bare = regimes.to_params(jnp.asarray(w), jnp.asarray(a))
+        net = regimes.quadratic_student(4, 3, offset=False)
+        grads = jax.vmap(jax.grad(lambda p: net.apply(bare, p[None])[0, 0]))(jnp.asarray(x))
+        np.testing.assert_allclose(regimes.half_gradient(bare, jnp.asarray(x)), grads / 2,
+                                   rtol=1e-12)

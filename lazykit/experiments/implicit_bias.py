@@ -126,27 +126,56 @@ def init_params(rng, width: int, dim: int, init_scale: float):
     return {"a": a, "c": init_scale * rng.choice([-1.0, 1.0], size=width)}
 
 
+def _padded(params, x, dim: int):
+    """Parameters and inputs with zero coordinates appended up to ``dim`` (the bias column of
+    ``a`` stays last): zero inputs meet zero weights, so f, its gradients and the norms are
+    those of the unpadded net, and the zero weights never move."""
+    a, extra = np.asarray(params["a"]), dim - np.shape(x)[1]
+    a = np.concatenate([a[:, :-1], np.zeros((len(a), extra)), a[:, -1:]], axis=1)
+    return {"a": a, "c": np.asarray(params["c"])}, np.pad(np.asarray(x), ((0, 0), (0, extra)))
+
+
+def train_both_layers_batched(starts, xs, ys, *, steps: int, lr: float, checkpoints: int = 1):
+    """:func:`train_both_layers` for several runs of the same n (inputs of any dimensions),
+    trained together: padded to the largest dimension and stacked under ``jax.vmap``."""
+    model = student(len(starts[0]["c"]))
+    dim = max(np.shape(x)[1] for x in xs)
+    padded = [_padded(p, x, dim) for p, x in zip(starts, xs, strict=True)]
+    marks = np.unique(np.geomspace(1, steps, checkpoints).astype(int))
+    trainer = make_trainer(model, "logistic", tangent=False, ntk_points=0)
+    with precision("float64"):
+        params = jax.tree_util.tree_map(lambda *v: jnp.asarray(np.stack(v)),
+                                        *[p for p, _ in padded])
+        inputs = jnp.asarray(np.stack([x for _, x in padded]))
+        targets = jnp.asarray(np.stack(ys))[..., None]
+        states = jax.vmap(lambda p, x: trainer.init(p, x, learning_rate=lr * model.width))(
+            params, inputs)
+        states, record = train_to_checkpoints(trainer, states, inputs, targets, marks,
+                                              batched=True, data_batched=True)
+        out = []
+        for i, (x, y) in enumerate(zip(inputs, targets[..., 0], strict=True)):
+            history = []
+            for step, loss, neurons in zip(record.step[i, 1:], record.train_loss[i, 1:],
+                                           record.neurons[i, 1:], strict=True):
+                p = {"a": neurons[:, :-1], "c": neurons[:, -1]}
+                history.append(dict(step=int(step), loss=float(loss), margin=f1_margin(p, x, y)))
+            a = np.asarray(states.params["a"][i])
+            d = np.shape(xs[i])[1]
+            final = {"a": np.concatenate([a[:, :d], a[:, -1:]], axis=1),
+                     "c": np.asarray(states.params["c"][i])}
+            out.append((final, history))
+        return out
+
+
 def train_both_layers(params, x, y, *, steps: int, lr: float, checkpoints: int = 1):
     """Gradient descent of both layers on the logistic loss, step lr * m (mean-field scaling).
 
     lazykit's trainer (:func:`lazykit.make_trainer`, driven by
-    :func:`lazykit.schedule.train_to_checkpoints`). Returns the final parameters and, at
+    :func:`lazykit.train_to_checkpoints`). Returns the final parameters and, at
     ``checkpoints`` log-spaced steps, the training loss and the F1-normalized margin.
     """
-    model = student(len(params["c"]))
-    marks = np.unique(np.geomspace(1, steps, checkpoints).astype(int))
-    trainer = make_trainer(model, "logistic", tangent=False, ntk_points=0)
-    with precision("float64"):
-        xs, ys = jnp.asarray(x), jnp.asarray(y)
-        start = jax.tree_util.tree_map(jnp.asarray, params)
-        state = trainer.init(start, xs, learning_rate=lr * model.width)
-        state, record = train_to_checkpoints(trainer, state, xs, ys[:, None], marks)
-        history = []
-        for step, loss, neurons in zip(record.step[1:], record.train_loss[1:],
-                                       record.neurons[1:], strict=True):
-            p = {"a": neurons[:, :-1], "c": neurons[:, -1]}
-            history.append(dict(step=int(step), loss=float(loss), margin=f1_margin(p, xs, ys)))
-        return jax.tree_util.tree_map(np.asarray, state.params), history
+    return train_both_layers_batched([params], [x], [y], steps=steps, lr=lr,
+                                     checkpoints=checkpoints)[0]
 
 
 def relu_feature_network(dim: int) -> Network:
@@ -195,27 +224,37 @@ def _error(scores, y) -> float:
     return float(np.mean(np.where(scores > 0, 1.0, -1.0) != y))
 
 
-def _fit_both(cfg, seed, n, dim, tag):
-    """Both regimes on one draw: rows with test error and normalized margin, and the
-    margin history of the both-layers run."""
+def _draw(cfg, seed, n, dim, tag):
+    """One draw: training and test data, and the initial neurons."""
     rng = np.random.default_rng([seed, tag, n, dim])
     x, y = cluster_grid(rng, n, dim, cfg["grid"], cfg["cluster_width"])
     x_test, y_test = cluster_grid(rng, cfg["n_test"], dim, cfg["grid"], cfg["cluster_width"])
     start = init_params(np.random.default_rng([seed, tag, n, dim, 1]), cfg["width"], dim,
                         cfg["init_scale"])
-    params, history = train_both_layers(start, x, y, steps=cfg["steps"], lr=cfg["lr"],
-                                        checkpoints=cfg["checkpoints"])
-    with precision("float64"):
-        scores = np.asarray(network(jax.tree_util.tree_map(jnp.asarray, params),
-                                    jnp.asarray(x_test)))
-    coefficients, f2_margin = rkhs_max_margin(relu_feature_kernel(x, x), y)
-    svm_scores = relu_feature_kernel(x_test, x) @ coefficients
-    common = dict(n=n, dim=dim)
-    rows = [dict(common, regime="both layers", test_error=_error(scores, y_test),
-                 margin=history[-1]["margin"], train_loss=history[-1]["loss"]),
-            dict(common, regime="output layer", test_error=_error(svm_scores, y_test),
-                 margin=f2_margin, train_loss=0.0)]
-    return rows, history
+    return dict(n=n, dim=dim, x=x, y=y, x_test=x_test, y_test=y_test, start=start)
+
+
+def _fit_both(cfg, draws):
+    """Both regimes on draws of the same n (both-layers nets trained in one batch): per draw,
+    rows with test error and normalized margin, and the margin history of the net."""
+    trained = train_both_layers_batched(
+        [d["start"] for d in draws], [d["x"] for d in draws], [d["y"] for d in draws],
+        steps=cfg["steps"], lr=cfg["lr"], checkpoints=cfg["checkpoints"])
+    out = []
+    for draw, (params, history) in zip(draws, trained, strict=True):
+        x, y, x_test, y_test = (draw[k] for k in ("x", "y", "x_test", "y_test"))
+        with precision("float64"):
+            scores = np.asarray(network(jax.tree_util.tree_map(jnp.asarray, params),
+                                        jnp.asarray(x_test)))
+        coefficients, f2_margin = rkhs_max_margin(relu_feature_kernel(x, x), y)
+        svm_scores = relu_feature_kernel(x_test, x) @ coefficients
+        common = dict(n=draw["n"], dim=draw["dim"])
+        rows = [dict(common, regime="both layers", test_error=_error(scores, y_test),
+                     margin=history[-1]["margin"], train_loss=history[-1]["loss"]),
+                dict(common, regime="output layer", test_error=_error(svm_scores, y_test),
+                     margin=f2_margin, train_loss=0.0)]
+        out.append((rows, history))
+    return out
 
 
 def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResult:
@@ -231,14 +270,14 @@ def run(setting: str = "quick", seed: int = 0, progress=None) -> ExperimentResul
     say = progress or (lambda message: None)
     by_dim, by_n, margins = [], [], []
     for s in range(cfg["seeds"]):
-        for dim in cfg["dims"]:
-            rows, history = _fit_both(cfg, seed * 1000 + s, cfg["n_fixed"], dim, 0)
+        draws = [_draw(cfg, seed * 1000 + s, cfg["n_fixed"], dim, 0) for dim in cfg["dims"]]
+        for dim, (rows, history) in zip(cfg["dims"], _fit_both(cfg, draws), strict=True):
             by_dim += [dict(r, draw=s) for r in rows]
             if s == 0 and dim == cfg["d_fixed"]:
                 margins = [dict(h, f2_max_margin=rows[1]["margin"]) for h in history]
-            say(f"implicit_bias: draw {s + 1}, d = {dim} done")
+        say(f"implicit_bias: draw {s + 1}, d = {', '.join(map(str, cfg['dims']))} done")
         for n in cfg["ns"]:
-            rows, _ = _fit_both(cfg, seed * 1000 + s, n, cfg["d_fixed"], 1)
+            ((rows, _),) = _fit_both(cfg, [_draw(cfg, seed * 1000 + s, n, cfg["d_fixed"], 1)])
             by_n += [dict(r, draw=s) for r in rows]
             say(f"implicit_bias: draw {s + 1}, n = {n} done")
     dim_summary = _summarize(by_dim, "dim")
