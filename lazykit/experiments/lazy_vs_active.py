@@ -77,7 +77,7 @@ SETTINGS = {
                               steps=20000, record_every=10)),
 }
 # float32: twice as fast as float64 on CPU, and ample for losses >= 1e-9 (checked
-# against float64 on seed 0: same test losses to 3 digits).
+# against float64 on seed 0: test losses within 0.2%, median 2e-5).
 DTYPE = "float32"
 
 
