@@ -215,3 +215,20 @@ def test_exact_fit_allocates_one_kernel(rng):
         tracemalloc.stop()
     assert model.solver_ == "cholesky"
     assert peak < 1.3 * 8 * n * n, peak / (8 * n * n)
+
+
+@pytest.mark.parametrize("n", [40, 1100])  # padded to a bucket / more than one tile: unpadded
+def test_padded_source_computes_only_the_kernel_asked_for(rng, n):
+    from lazykit.estimators._sources import PaddedNetworkKernel
+
+    x, x_new = rng.normal(size=(n, 3)), rng.normal(size=(5, 3))
+    source = PaddedNetworkKernel(NET)
+    k = source.kernel(x, get="ntk")
+    assert k.nngp is None and k.ntk.shape == (n, n)
+    assert k.ntk.flags.c_contiguous and k.ntk.flags.writeable
+    np.testing.assert_allclose(k.ntk, NET.kernel(x).ntk, rtol=1e-13, atol=1e-15)
+    cross = source.kernel(x_new, x, get="nngp")
+    assert cross.ntk is None
+    np.testing.assert_allclose(cross.nngp, NET.kernel(x_new, x).nngp, rtol=1e-13, atol=1e-15)
+    diagonal = source.kernel(x_new, diagonal=True, get="ntk")
+    np.testing.assert_allclose(diagonal.ntk, np.diag(NET.kernel(x_new).ntk), rtol=1e-13)
