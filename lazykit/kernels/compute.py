@@ -22,6 +22,7 @@ import numpy as np
 
 from lazykit._dtypes import precision, resolve_dtype
 from lazykit._validation import as_matrix, check_same_features, positive_int
+from lazykit.kernels.processes import gather_tiles, process_share
 from lazykit.kernels.recursion import (
     Kernel,
     input_moments,
@@ -168,7 +169,7 @@ def compute_kernel(network, x1, x2=None, *, diagonal: bool = False, dtype=None,
         x2 = as_matrix(x2, "x2", dtype=dtype)
         check_same_features(x1, x2)
     tile = default_tile_size() if tile_size is None else positive_int(tile_size, "tile_size")
-    devices = jax.devices()
+    devices = jax.local_devices()
     # Near-duplicate inputs: the exact separation goes with diagonals and host tiles.
     track = plan_near_duplicates(
         network.layers, x1, x2, diagonal=diagonal, dtype=dtype, stacklevel=3,
@@ -211,14 +212,16 @@ def _full(network, x1, x2, dtype, tile, get, track=False) -> Kernel:
     symmetric = x2 is None
     x2 = x1 if symmetric else x2
     n1, n2 = x1.shape[0], x2.shape[0]
-    devices = jax.devices()
+    devices = jax.local_devices()  # other processes' devices compute their own share
+    processes = jax.process_count()
     on_host = len(devices) == 1 and devices[0].platform == "cpu"
     n_max = max(n1, n2)
     if len(devices) > 1 and n_max <= tile:
         # Split a one-tile problem so that every device gets work.
         tile = max(1, math.ceil(n_max / math.ceil(math.sqrt(len(devices)))))
     tile = math.ceil(n_max / math.ceil(n_max / tile))  # equal tiles: the least padding
-    result_bytes = len(get) * n1 * n2 * dtype.itemsize
+    # Several processes: the gathered tiles sit next to the result.
+    result_bytes = len(get) * n1 * n2 * dtype.itemsize * (2 if processes > 1 else 1)
     work_bytes = _WORK_ARRAYS_PER_TILE * tile * tile * dtype.itemsize * len(devices)
     check_memory(
         result_bytes + work_bytes,
@@ -231,10 +234,13 @@ def _full(network, x1, x2, dtype, tile, get, track=False) -> Kernel:
     mirror = symmetric and on_host
     starts1, starts2 = range(0, n1, tile), range(0, n2, tile)
     pairs = [(i, j) for i in starts1 for j in starts2 if not mirror or j >= i]
+    mine = process_share(pairs)
     if on_host:
-        tiles = _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, get, track)
+        tiles = _host_tiles(network, x1, x2, symmetric, mine, tile, dtype, get, track)
     else:
-        tiles = _device_tiles(network, x1, x2, symmetric, pairs, tile, dtype, get, devices)
+        tiles = _device_tiles(network, x1, x2, symmetric, mine, tile, dtype, get, devices)
+    if processes > 1:
+        tiles = gather_tiles(tiles, pairs, tile, (n1, n2), get, dtype, mirror=mirror)
     out = _empty((n1, n2), dtype, get)  # writable arrays the caller may factorize in place
     for (i, j), block, mirrored in tiles:
         for target, part in zip(out, block, strict=True):
@@ -274,7 +280,8 @@ def _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, get, track):
         if pending is not None:
             yield finish(*pending)
         pending = ((i, j), result)
-    yield finish(*pending)
+    if pending is not None:  # None: no tile for this process
+        yield finish(*pending)
 
 
 def _pad_rows(x: np.ndarray, tile: int) -> np.ndarray:
@@ -308,4 +315,5 @@ def _device_tiles(network, x1, x2, symmetric, pairs, tile, dtype, get, devices):
         if pending is not None:
             yield from finish(*pending)
         pending = (batch, result)
-    yield from finish(*pending)
+    if pending is not None:
+        yield from finish(*pending)

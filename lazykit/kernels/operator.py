@@ -204,7 +204,7 @@ class KernelOperator:
             yield from self._host_tile_results(left, pairs, v, symmetric)
             return
         tile, dtype = self.tile, self.dtype
-        devices = tuple(jax.devices())
+        devices = tuple(jax.local_devices())  # other processes compute their own
         fn, mesh = _tile_products(self.source, self.kind, devices)
         sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("tiles"))
         zeros = np.zeros((tile, v.shape[1]), dtype)

@@ -95,7 +95,7 @@ def blas_rate() -> float:
 
 def tile_bytes(tile: int) -> int:
     """Bytes of the kernel tiles in flight on all devices."""
-    return _WORK_ARRAYS_PER_TILE * tile * tile * _FLOAT * len(jax.devices())
+    return _WORK_ARRAYS_PER_TILE * tile * tile * _FLOAT * len(jax.local_devices())
 
 
 def entry_flops(problem: Problem) -> float:
