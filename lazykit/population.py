@@ -7,7 +7,7 @@ x ~ N(0, I_d). Every product of two neurons has a closed-form mean,
     E sigma(a . x) sigma(b . x) = the NNGP of ``serial(Dense(1, W_std=sqrt(d)), sigma,
     Dense(1))`` between the "inputs" a and b
 
-(the first layer's covariance W_std^2 <a, b> / d is a . b: the activation's Gaussian dual at
+(the first layer's covariance W_std^2 (a . b) / d is a . b: the activation's Gaussian dual at
 (a . b, |a|^2, |b|^2)), so the population loss
 
     L(w) = E (f(x) - y(x))^2 / 2 = (c^T K_ss c / m^2 - 2 c^T K_st v / m + v^T K_tt v) / 2
