@@ -8,16 +8,21 @@ saves process 0's results; tests/test_processes.py compares them with one proces
 
 import sys
 
-import jax
 
-jax.config.update("jax_cpu_collectives_implementation", "gloo")
-port, count, index, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-jax.distributed.initialize(f"localhost:{port}", num_processes=count, process_id=index)
+def main(port: str, count: int, index: int, out: str) -> None:
+    import jax
 
-from tests.multiprocess.cases import results  # noqa: E402  (after initialize)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(f"localhost:{port}", num_processes=count, process_id=index)
 
-values = results()
-if jax.process_index() == 0:
-    import numpy as np
+    from tests.multiprocess.cases import results  # after initialize: no JAX work before it
 
-    np.savez(out, **values)
+    values = results()
+    if jax.process_index() == 0:
+        import numpy as np
+
+        np.savez(out, **values)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
