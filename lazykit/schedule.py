@@ -46,8 +46,9 @@ def checkpoint_lengths(checkpoints) -> np.ndarray:
 
 def train_to_checkpoints(trainer, state, x, y, checkpoints, *, x_test=None, y_test=None,
                          batched: bool = False, data_batched: bool = False, ntk: bool = False):
-    """Train from ``state`` to the last checkpoint by gradient descent, measuring at step 0
-    and after every checkpoint.
+    """Train from ``state`` to the last checkpoint on all training rows (full batch, with the
+    trainer's optimizer: gradient descent by default), measuring at step 0 and after every
+    checkpoint.
 
     Args:
         trainer: a :class:`lazykit.Trainer` (from :func:`lazykit.make_trainer`).
