@@ -24,7 +24,7 @@ import numpy as np
 
 from lazykit._dtypes import precision
 from lazykit._pytree import Description
-from lazykit._validation import as_matrix, nonnegative_float, positive_int
+from lazykit._validation import as_matrix, init_dtype, nonnegative_float, positive_int
 from lazykit.activations import Activation, get_activation
 from lazykit.kernels.recursion import (
     Kernel,
@@ -77,14 +77,19 @@ class Dense(Description):
                              f"got {self.parameterization!r}.")
 
     def init(self, key, in_dim: int, dtype=None):
-        """Return (out_dim, params) with params {"W": (in_dim, out_dim), "b": (out_dim,)}."""
-        dtype = dtype or jnp.zeros(()).dtype
+        """Return (out_dim, params) with params {"W": (in_dim, out_dim), "b": (out_dim,)}.
+
+        ``dtype``: "float32" or "float64"; None means JAX's default float dtype
+        (docs/architecture.md, Conventions).
+        """
+        dtype = init_dtype(dtype)
         key_w, key_b = jax.random.split(key)
-        w = jax.random.normal(key_w, (in_dim, self.out_dim), dtype)
-        b = None if self.b_std is None else jax.random.normal(key_b, (self.out_dim,), dtype)
-        if self.parameterization == "standard":
-            w = w * (self.W_std / math.sqrt(in_dim))
-            b = None if b is None else b * self.b_std
+        with precision(dtype):  # float64 is drawn in lazykit's local x64 context
+            w = jax.random.normal(key_w, (in_dim, self.out_dim), dtype)
+            b = None if self.b_std is None else jax.random.normal(key_b, (self.out_dim,), dtype)
+            if self.parameterization == "standard":
+                w = w * (self.W_std / math.sqrt(in_dim))
+                b = None if b is None else b * self.b_std
         params = {"W": w} if b is None else {"W": w, "b": b}
         return self.out_dim, params
 
@@ -151,19 +156,25 @@ class Network(Description):
     def init(self, key, input_dim: int, dtype=None) -> list:
         """Sample parameters of the finite network for inputs of dimension ``input_dim``.
 
-        ``key`` is a JAX PRNG key or an integer seed; ``dtype`` defaults to JAX's
-        current default float type.
+        Args:
+            key: a JAX PRNG key, or an integer seed.
+            input_dim: the number of input features.
+            dtype: "float32" or "float64"; None means JAX's default float dtype
+                (float32 unless x64 is enabled; docs/architecture.md, Conventions).
+                "float64" is drawn in a local x64 context.
         """
         key = _as_key(key)
         positive_int(input_dim, "input_dim")
+        dtype = init_dtype(dtype)
         params, width = [], input_dim
-        for layer, layer_key in zip(self.layers, jax.random.split(key, len(self.layers)),
-                                    strict=True):
-            if isinstance(layer, Dense):
-                width, layer_params = layer.init(layer_key, width, dtype)
-            else:
-                width, layer_params = layer.init(layer_key, width)
-            params.append(layer_params)
+        with precision(dtype):
+            for layer, layer_key in zip(self.layers, jax.random.split(key, len(self.layers)),
+                                        strict=True):
+                if isinstance(layer, Dense):
+                    width, layer_params = layer.init(layer_key, width, dtype)
+                else:
+                    width, layer_params = layer.init(layer_key, width)
+                params.append(layer_params)
         return params
 
     def apply(self, params, x):
@@ -244,7 +255,8 @@ class Network(Description):
             x2: inputs, shape (n2, d); None means ``x1`` (the symmetric case, which
                 computes only half of the tiles).
             diagonal: return only K(x1[i], x1[i]) (or K(x1[i], x2[i])), shape (n1,).
-            dtype: "float64" (default) or "float32".
+            dtype: "float32" or "float64"; None means float64 (docs/architecture.md,
+                Conventions).
             tile_size: rows and columns per tile; tiles bound the memory in use
                 and are spread over all JAX devices.
             get: None (both kernels), "nngp", "ntk" or a tuple of them: only those

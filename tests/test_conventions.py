@@ -297,10 +297,7 @@ def test_numpy_in_numpy_out_and_jax_functions_return_jax_arrays(data):
 
 @pytest.mark.parametrize("model", [
     lazykit.TwoLayer(6),
-    pytest.param(lazykit.mlp(2, 6), marks=pytest.mark.xfail(
-        strict=True, reason="Network.init draws outside lazykit's x64 context: float64 is "
-                            "truncated to float32 (issue 11 item 5 report; remove this mark "
-                            "with the fix in lazykit/network.py)")),
+    lazykit.mlp(2, 6),
 ], ids=["TwoLayer", "Network"])
 def test_init_draws_float64_without_global_x64(model):
     """dtype="float64" gives float64 parameters whatever JAX's global configuration (no
