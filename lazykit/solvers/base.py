@@ -181,8 +181,13 @@ class KernelSolver(abc.ABC):
         """Peak memory and expected time on ``problem``; nothing is computed."""
 
     @abc.abstractmethod
-    def init(self, operator, ridge: float, *, k: int = 1, finite_time: bool = False) -> State:
-        """Check memory, then set up on ``operator`` and ``ridge`` for k targets."""
+    def init(self, operator, ridge: float, *, k: int = 1, finite_time: bool = False,
+             what: str = "the kernel") -> State:
+        """Check memory, then set up on ``operator`` and ``ridge`` for k targets.
+
+        ``finite_time`` says whether the fit is at a finite time (the exact
+        solvers then need the spectrum); ``what`` names the matrix in warnings.
+        """
 
     @abc.abstractmethod
     def flow(self, state: State, targets: np.ndarray, scaled) -> Result:
