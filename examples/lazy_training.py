@@ -42,7 +42,7 @@ def main(out: Path) -> None:
     runs = {}
     for alpha in (1.0, 100.0):
         runs[alpha] = lazykit.train(model.replace(alpha=alpha), x, y, steps=2000,
-                                    lr=float(width), params=params, record_every=20)
+                                    learning_rate=float(width), params=params, record_every=20)
         kappa = lazykit.laziness(model.replace(alpha=alpha), params, x, y).kappa
         rec = runs[alpha]
         print(f"alpha={alpha:g}: kappa={kappa:.3f}, final loss {rec.train_loss[-1]:.2e} "
@@ -69,7 +69,7 @@ def main(out: Path) -> None:
                                         strict=True):
         sweep = lazykit.lazy_sweep(
             lazykit.TwoLayer(m, activation=activation, symmetric=False), xs, rms * ys,
-            alphas=np.geomspace(10, 1000, 5), seeds=[0, 1, 2], steps=400, lr=float(m),
+            alphas=np.geomspace(10, 1000, 5), seeds=[0, 1, 2], steps=400, learning_rate=float(m),
             record_every=20, center=True, compute_laziness=False, ntk_points=0,
             record_neurons=False)
         sweep.plot(axes=row)
