@@ -45,7 +45,8 @@ def checkpoint_lengths(checkpoints) -> np.ndarray:
 
 
 def train_to_checkpoints(trainer, state, x, y, checkpoints, *, x_test=None, y_test=None,
-                         batched: bool = False, data_batched: bool = False, ntk: bool = False):
+                         batched: bool = False, data_batched: bool = False, ntk: bool = False,
+                         keep_params: bool = False):
     """Train from ``state`` to the last checkpoint on all training rows (full batch, with the
     trainer's optimizer: gradient descent by default), measuring at step 0 and after every
     checkpoint.
@@ -61,12 +62,15 @@ def train_to_checkpoints(trainer, state, x, y, checkpoints, *, x_test=None, y_te
         data_batched: with ``batched``, ``x``, ``y`` (and the test data) also carry the
             runs' axis: every run has its own data.
         ntk: measure the empirical NTK change (the trainer's ``ntk_points`` > 0).
+        keep_params: also return the parameters at every checkpoint (stacked along a new
+            axis after the runs' one), e.g. to follow the neurons of a ``Network``.
 
     Returns:
         (final state, :class:`lazykit.Measurement`): the measurements stacked over the
         ``len(checkpoints) + 1`` records (step 0 first), after the runs' axis if batched.
-        The step counts are ``measurement.step``. The runs compute in the dtype of the
-        state's parameters (float64 without enabling x64 globally).
+        The step counts are ``measurement.step``. With ``keep_params``, a third item: the
+        parameters after each checkpoint. The runs compute in the dtype of the state's
+        parameters (float64 without enabling x64 globally).
 
     Raises:
         ValueError: on checkpoints that are not positive, increasing integers, or
@@ -91,18 +95,34 @@ def train_to_checkpoints(trainer, state, x, y, checkpoints, *, x_test=None, y_te
     if data_batched and not batched:
         raise ValueError("data_batched=True needs batched=True (a stack of states).")
     batches = jnp.zeros((len(lengths), int(lengths.max()), 0), jnp.int32)
-    run = _compiled_run(trainer, bool(batched), bool(data_batched))
+    run = _compiled_run(trainer, bool(batched), bool(data_batched), bool(keep_params))
     ntk = np.full(len(lengths), bool(ntk))
     with precision(float_dtype(state.params)):
-        state, (_, records) = run(state, x, y, batches, x_test, y_test,
-                                  jnp.asarray(lengths), ntk)
+        return run(state, x, y, batches, x_test, y_test, jnp.asarray(lengths), ntk)
+
+
+def _run_keeping_params(trainer, state, x, y, batches, x_test, y_test, lengths, ntk):
+    """``trainer.run`` one chunk at a time in a ``lax.scan``, keeping the parameters after
+    each chunk but the last (which only measures)."""
+    def chunk(state, inputs):
+        rows, length, with_ntk = inputs
+        state, (_, record) = trainer.run(state, x, y, rows[None], x_test, y_test,
+                                         length[None], with_ntk[None])
+        return state, (jax.tree_util.tree_map(lambda r: r[0], record), state.params)
+
+    state, (records, params) = jax.lax.scan(chunk, state, (batches, lengths, ntk))
+    return state, records, jax.tree_util.tree_map(lambda p: p[:-1], params)
+
+
+def _run(trainer, state, x, y, batches, x_test, y_test, lengths, ntk):
+    state, (_, records) = trainer.run(state, x, y, batches, x_test, y_test, lengths, ntk)
     return state, records
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_run(trainer, batched: bool, data_batched: bool):
-    """``trainer.run``, jitted, vmapped over states (and data) when batched."""
-    run = trainer.run
+def _compiled_run(trainer, batched: bool, data_batched: bool, keep_params: bool):
+    """The run, jitted, vmapped over states (and data) when batched."""
+    run = functools.partial(_run_keeping_params if keep_params else _run, trainer)
     if batched:
         data = 0 if data_batched else None
         run = jax.vmap(run, in_axes=(0, data, data, None, data, data, None, None))

@@ -86,3 +86,21 @@ def test_checkpoint_lengths_and_bad_checkpoints():
     state = trainer.init(MODEL.init(0, input_dim=3), x, learning_rate=0.1)
     with pytest.raises(ValueError, match="data_batched=True needs batched=True"):
         train_to_checkpoints(trainer, state, x, y, [1], data_batched=True)
+
+
+def test_kept_parameters_are_those_of_runs_stopped_at_each_checkpoint():
+    x, y = _data(5)
+    trainer = lazykit.make_trainer(MODEL, tangent=False, ntk_points=0)
+    with precision("float64"):
+        state = trainer.init(MODEL.init(3, input_dim=3, dtype="float64"), jnp.asarray(x),
+                             learning_rate=0.2)
+        end, record, kept = train_to_checkpoints(trainer, state, jnp.asarray(x),
+                                                 jnp.asarray(y), [3, 8], keep_params=True)
+        stopped = [train_to_checkpoints(trainer, state, jnp.asarray(x), jnp.asarray(y),
+                                        [k])[0].params for k in (3, 8)]
+    assert kept["a"].shape == (2, *state.params["a"].shape)
+    for i, params in enumerate(stopped):
+        np.testing.assert_allclose(kept["a"][i], params["a"], rtol=1e-12)
+        np.testing.assert_allclose(kept["c"][i], params["c"], rtol=1e-12)
+    np.testing.assert_allclose(end.params["c"], stopped[-1]["c"], rtol=1e-12)
+    assert record.step.tolist() == [0, 3, 8]

@@ -196,9 +196,18 @@ def relu_feature_kernel(x1, x2):
 
     The kernel of the infinitely wide random-feature layer, ||u|| ||v|| (sin theta +
     (pi - theta) cos theta) / (2 pi (d + 1)) with u, v = x1~, x2~ and theta their angle:
-    the NNGP of :func:`relu_feature_network` (lazykit's arc-cosine kernel, float64).
+    the NNGP of :func:`relu_feature_network` (lazykit's arc-cosine kernel, float64, NumPy).
     """
-    return relu_feature_network(np.shape(x1)[1]).kernel(x1, x2).nngp
+    with precision("float64"):
+        return np.asarray(_feature_kernel(jnp.asarray(x1, jnp.float64),
+                                          jnp.asarray(x2, jnp.float64)))
+
+
+@jax.jit
+def _feature_kernel(x1, x2):
+    """The NNGP of :func:`relu_feature_network` from its jitted ``kernel_fn`` (one small
+    compilation per shape; ``Network.kernel``'s tiled path compiles more per shape)."""
+    return relu_feature_network(x1.shape[1]).kernel_fn(x1, x2).nngp
 
 
 def rkhs_max_margin(kernel, y):

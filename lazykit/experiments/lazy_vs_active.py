@@ -146,8 +146,7 @@ def train_scales(a0, c0, taus, lrs, data, *, checkpoints, keep_path=False):
     own step) trained under ``jax.vmap`` by :func:`lazykit.train_to_checkpoints`. Returns
     the final (a, c) of shapes (taus, m, d) and (taus, m), the train and test losses at
     step 0 and at every checkpoint (shape (taus, records)), and with ``keep_path`` the
-    neurons (a_j, c_j) at every record, shape (taus, records, m, d + 1) (then the runs
-    stop at every checkpoint on the host).
+    neurons (a_j, c_j) at every record, shape (taus, records, m, d + 1).
     """
     x, y, x_test, y_test = data
     model = student_network(a0.shape[0], a0.shape[1])
@@ -160,17 +159,12 @@ def train_scales(a0, c0, taus, lrs, data, *, checkpoints, keep_path=False):
     if not keep_path:
         end, record = run(states, checkpoints=checkpoints)
         return from_params(end.params), (record.train_loss, record.test_loss, None)
-    train, test, path = [], [], [states.params]
-    for done, mark in zip([0, *checkpoints[:-1]], checkpoints, strict=True):
-        states, record = run(states, checkpoints=[mark - done])
-        train.append(record.train_loss[:, 0])
-        test.append(record.test_loss[:, 0])
-        path.append(states.params)
-    train.append(record.train_loss[:, -1])
-    test.append(record.test_loss[:, -1])
-    neurons = [jnp.concatenate([a, c[..., None]], -1) for a, c in map(from_params, path)]
-    return from_params(states.params), (jnp.stack(train, 1), jnp.stack(test, 1),
-                                        jnp.stack(neurons, 1))
+    end, record, kept = run(states, checkpoints=checkpoints, keep_params=True)
+    path = jax.tree_util.tree_map(lambda p0, p: jnp.concatenate([p0[:, None], p], 1),
+                                  states.params, kept)
+    a, c = from_params(path)
+    return from_params(end.params), (record.train_loss, record.test_loss,
+                                     jnp.concatenate([a, c[..., None]], -1))
 
 
 def neuron_travel(a0, c0, a, c) -> float:
