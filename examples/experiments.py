@@ -1,7 +1,7 @@
 """Run experiments from Python (quick setting): print each summary and save its figures.
 
 Usage: `python examples/experiments.py [NAME ...] [--out DIR] [--force]` (default: every
-experiment of `lazykit list`, into ./results/NAME; each takes under a minute on 2 CPU cores).
+experiment of `lazykit list`, into ./results/NAME; each takes a minute or two on 2 CPU cores).
 Each folder is written atomically and a previous output is replaced only with --force. The command
 `lazykit run NAME [--quick | --full] --out DIR` does the same for one experiment.
 """
