@@ -23,7 +23,7 @@ machine's BLAS rate (:func:`blas_rate`, a 1024 x 1024 float64 matrix product
 timed once per process): a kernel entry costs 2 d + 2000 + 300 (layers)
 flop-equivalents (measured on two cores: a ReLU NTK entry of depth 1-3 takes
 about as long as 3000 flops of a matrix product), a Cholesky factorization
-n^3 / 3 flops, an eigendecomposition 4 n^3, a CG iteration one pass over the
+n^3 / 3 flops, an eigendecomposition 8 n^3 (measured), a CG iteration one pass over the
 n^2 / 2 kernel entries, Falkon n M kernel entries and n M^2 flops.
 
 "auto" takes the exact solver (Cholesky at t = inf, else the
@@ -62,7 +62,7 @@ TIME_LIMIT = 20.0
 """Seconds within which "auto" prefers the exact solve to the Nystrom approximation."""
 _ENTRY_FLOPS = 2000.0  # flop-equivalents of one kernel entry, besides 2 d and the layers
 _LAYER_FLOPS = 300.0
-_EIGH_FLOPS = 4.0  # x n^3
+_EIGH_FLOPS = 8.0  # x n^3: dsyevd at n = 10,000 took as long as 8.3 n^3 flops of a matmul
 _CG_STEPS = {"preconditioned": 30, "plain": 300}  # expected CG iterations (max_iter caps them)
 _FALKON_STEPS = 20
 
