@@ -133,3 +133,15 @@ def test_tree_map_rebuilds_an_equal_description_without_validation():
     assert jax.tree_util.tree_map(lambda v: v, net) == net
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(net)][:2]
     assert paths == [".layers[0].W_std", ".layers[0].b_std"]
+
+
+def test_kernels_of_many_sizes_share_a_few_compiled_tile_shapes():
+    net = lazykit.mlp(2, activation="erf", W_std=1.7)
+    rng = np.random.default_rng(3)
+    net.kernel(rng.normal(size=(65, 3)))
+    sizes = compute._from_moments._cache_size()
+    for n in (70, 90, 127):  # all padded to 128-row tiles
+        x = rng.normal(size=(n, 3))
+        full, cross = net.kernel(x), net.kernel(x, x[: n // 3])
+        np.testing.assert_allclose(cross.ntk, full.ntk[:, : n // 3], rtol=1e-14)
+    assert compute._from_moments._cache_size() == sizes

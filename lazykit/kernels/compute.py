@@ -200,9 +200,9 @@ def _diagonal(network, x1, x2, dtype, tile, get, track=False) -> Kernel:
         sq2 = sq1 if x2 is None else np.einsum("ij,ij->i", b, b)
         cross = sq1 if x2 is None else np.einsum("ij,ij->i", a, b)
         separation = input_separation(a, b, diagonal=True, if_needed=True) if track else None
-        block = _from_moments(network, cross, sq1, sq2, separation, input_dim=d, diagonal=True,
-                              get=get)
-        for target, part in zip(out, _unpack(block, dtype, get), strict=True):
+        moments = _pad_moments(cross, sq1, sq2, separation, (bucket(len(a)),))
+        block = _from_moments(network, *moments, input_dim=d, diagonal=True, get=get)
+        for target, part in zip(out, _crop(_unpack(block, dtype, get), len(a)), strict=True):
             if target is not None:
                 target[rows] = part
     return out
@@ -220,6 +220,8 @@ def _full(network, x1, x2, dtype, tile, get, track=False) -> Kernel:
         # Split a one-tile problem so that every device gets work.
         tile = max(1, math.ceil(n_max / math.ceil(math.sqrt(len(devices)))))
     tile = math.ceil(n_max / math.ceil(n_max / tile))  # equal tiles: the least padding
+    if not on_host:  # device tiles are padded inputs: a bucketed edge, few compiled shapes
+        tile = bucket(tile)
     # Several processes: the gathered tiles sit next to the result.
     result_bytes = len(get) * n1 * n2 * dtype.itemsize * (2 if processes > 1 else 1)
     work_bytes = _WORK_ARRAYS_PER_TILE * tile * tile * dtype.itemsize * len(devices)
@@ -261,10 +263,13 @@ def _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, get, track):
     sq1 = np.einsum("ij,ij->i", x1, x1)
     sq2 = sq1 if symmetric else np.einsum("ij,ij->i", x2, x2)
 
-    def finish(pair, block):
+    shape = (bucket(tile),) * 2  # one compiled shape for every tile of every size
+
+    def finish(pair, block, rows, cols):
         mirror = symmetric and pair[0] != pair[1]
-        return pair, _unpack(block, dtype, get), (_unpack(block, dtype, get, True) if mirror
-                                                   else None)
+        kernels = _unpack(block, dtype, get)
+        mirrored = _unpack(block, dtype, get, True) if mirror else None
+        return pair, _crop(kernels, rows, cols), mirrored and _crop(mirrored, cols, rows)
 
     pending = None
     for i, j in pairs:
@@ -275,13 +280,46 @@ def _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, get, track):
         else:
             gram = a @ b.T
         separation = input_separation(a, b, gram, if_needed=True) if track else None
-        result = _from_moments(network, gram, sq1[i:i + tile], sq2[j:j + tile], separation,
-                               input_dim=x1.shape[1], diagonal=False, get=get)  # asynchronous
+        moments = _pad_moments(gram, sq1[i:i + tile], sq2[j:j + tile], separation, shape)
+        result = _from_moments(network, *moments, input_dim=x1.shape[1], diagonal=False,
+                               get=get)  # asynchronous
         if pending is not None:
             yield finish(*pending)
-        pending = ((i, j), result)
+        pending = ((i, j), result, len(a), len(b))
     if pending is not None:  # None: no tile for this process
         yield finish(*pending)
+
+
+def bucket(size: int) -> int:
+    """The padded size of a tile edge: a power of two up to 128, then a multiple of 128.
+
+    Tiles of any size then share a few compiled shapes (compiling one costs 0.5-4 s).
+
+    Examples:
+        >>> [bucket(n) for n in (1, 5, 100, 129, 1000, 1024)]
+        [8, 8, 128, 256, 1024, 1024]
+    """
+    return max(8, 1 << (size - 1).bit_length()) if size <= 128 else -(-size // 128) * 128
+
+
+def _pad_moments(cross, sq1, sq2, separation, shape):
+    """Moments padded to ``shape`` with independent unit-variance pairs (cropped afterwards)."""
+    pad = [(0, shape[k] - cross.shape[k]) for k in range(cross.ndim)]
+    if not any(after for _, after in pad):
+        return cross, sq1, sq2, separation
+    cross = np.pad(cross, pad, constant_values=1.0 if cross.ndim == 1 else 0.0)
+    sq1, sq2 = (np.pad(sq, [(0, size - len(sq))], constant_values=1.0)
+                for sq, size in ((sq1, shape[0]), (sq2, shape[-1])))
+    if separation is not None:  # |u -+ v|^2 of the padded pairs: (0, 4) diagonal, (2, 2) else
+        fills = (0.0, 4.0, 0.0) if cross.ndim == 1 else (2.0, 2.0, 0.0)
+        separation = type(separation)(*(np.pad(part, pad, constant_values=fill) for part, fill
+                                        in zip(separation, fills, strict=True)))
+    return cross, sq1, sq2, separation
+
+
+def _crop(kernel: Kernel, rows: int, cols: int | None = None) -> Kernel:
+    index = (slice(rows),) if cols is None else (slice(rows), slice(cols))
+    return Kernel(*(None if part is None else part[index] for part in kernel))
 
 
 def _pad_rows(x: np.ndarray, tile: int) -> np.ndarray:
