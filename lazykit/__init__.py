@@ -29,6 +29,7 @@ from lazykit.activations import (
 )
 from lazykit.empirical import empirical_ntk
 from lazykit.interop.neural_tangents import NeuralTangentsKernel, to_neural_tangents
+from lazykit.kernels.budget import memory_budget, set_memory_budget
 from lazykit.kernels.compute import InsufficientMemoryError
 from lazykit.kernels.recursion import Kernel, NearDuplicateWarning
 from lazykit.laziness import Laziness, laziness
@@ -127,6 +128,7 @@ __all__ = [
     "lazy_sweep",
     "linearize",
     "make_trainer",
+    "memory_budget",
     "mlp",
     "monte_carlo_kernel",
     "pack_teacher",
@@ -134,6 +136,7 @@ __all__ = [
     "population_model",
     "random_features_loss",
     "serial",
+    "set_memory_budget",
     "taylor_expand",
     "to_neural_tangents",
     "train",
