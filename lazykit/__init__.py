@@ -29,9 +29,9 @@ from lazykit.activations import (
 )
 from lazykit.empirical import empirical_ntk
 from lazykit.interop.neural_tangents import NeuralTangentsKernel, to_neural_tangents
-from lazykit.kernels.budget import memory_budget, set_memory_budget
 from lazykit.kernels.compute import InsufficientMemoryError
 from lazykit.kernels.recursion import Kernel, NearDuplicateWarning
+from lazykit.kernels.resources import memory_budget, set_devices, set_memory_budget, use_devices
 from lazykit.laziness import Laziness, laziness
 from lazykit.lazy import SlopeFit, SweepResult, fit_loglog_slope, lazy_sweep
 from lazykit.models import TwoLayer
@@ -136,9 +136,11 @@ __all__ = [
     "population_model",
     "random_features_loss",
     "serial",
+    "set_devices",
     "set_memory_budget",
     "taylor_expand",
     "to_neural_tangents",
     "train",
     "train_to_checkpoints",
+    "use_devices",
 ]

@@ -4,8 +4,8 @@ import pytest
 
 import lazykit
 from lazykit.kernels import compute
-from lazykit.kernels.budget import current_budget, memory_budget, set_memory_budget
 from lazykit.kernels.compute import InsufficientMemoryError, available_memory
+from lazykit.kernels.resources import current_budget, memory_budget, set_memory_budget
 from lazykit.solvers import planning
 
 

@@ -22,8 +22,8 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from lazykit.estimators._sources import PRECOMPUTED, resolve_source
-from lazykit.kernels.budget import memory_budget
 from lazykit.kernels.operator import KernelOperator, PrecomputedOperator
+from lazykit.kernels.resources import memory_budget
 from lazykit.solvers import scaled_times
 from lazykit.solvers.auto import SOLVER_CLASSES, make_kernel_solver
 from lazykit.solvers.base import SolverChoice, SolverOptions

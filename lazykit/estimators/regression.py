@@ -150,7 +150,7 @@ class NTKRegressor(_FlowRegressor):
             False never, True always.
         memory_budget: bytes that this estimator's memory checks may plan with
             (90% of them), in place of the memory available now; None: the
-            budget in force (``lazykit.kernels.budget.memory_budget``), by
+            budget in force (``lazykit.kernels.resources.memory_budget``), by
             default the memory available now.
 
     Attributes:

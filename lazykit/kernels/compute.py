@@ -30,6 +30,7 @@ from lazykit.kernels.recursion import (
     pack,
     plan_near_duplicates,
 )
+from lazykit.kernels.resources import check_device_memory, current_budget, kernel_devices
 
 DEFAULT_TILE_SIZE = {"cpu": 1024}
 DEFAULT_ACCELERATOR_TILE_SIZE = 8192
@@ -44,12 +45,10 @@ class InsufficientMemoryError(MemoryError):
 def available_memory() -> int:
     """Bytes of memory the checks may plan with: the budget in force, else what is available now.
 
-    The budget is set by :func:`lazykit.kernels.budget.memory_budget` (a
-    context manager), :func:`~lazykit.kernels.budget.set_memory_budget` or an
+    The budget is set by :func:`lazykit.kernels.resources.memory_budget` (a
+    context manager), :func:`~lazykit.kernels.resources.set_memory_budget` or an
     estimator's ``memory_budget``; without one, MemAvailable on Linux.
     """
-    from lazykit.kernels.budget import current_budget
-
     budget = current_budget()
     if budget is not None:
         return budget
@@ -65,8 +64,6 @@ def available_memory() -> int:
 
 def check_memory(required: int, what: str, hint: str) -> None:
     """Raise :class:`InsufficientMemoryError` if ``required`` bytes exceed 90% of what is free."""
-    from lazykit.kernels.budget import current_budget
-
     free = available_memory()
     if required > 0.9 * free:
         budget = " (the memory budget in force)" if current_budget() is not None else ""
@@ -169,7 +166,7 @@ def compute_kernel(network, x1, x2=None, *, diagonal: bool = False, dtype=None,
         x2 = as_matrix(x2, "x2", dtype=dtype)
         check_same_features(x1, x2)
     tile = default_tile_size() if tile_size is None else positive_int(tile_size, "tile_size")
-    devices = jax.local_devices()
+    devices = kernel_devices()
     # Near-duplicate inputs: the exact separation goes with diagonals and host tiles.
     track = plan_near_duplicates(
         network.layers, x1, x2, diagonal=diagonal, dtype=dtype, stacklevel=3,
@@ -212,7 +209,7 @@ def _full(network, x1, x2, dtype, tile, get, track=False) -> Kernel:
     symmetric = x2 is None
     x2 = x1 if symmetric else x2
     n1, n2 = x1.shape[0], x2.shape[0]
-    devices = jax.local_devices()  # other processes' devices compute their own share
+    devices = kernel_devices()  # local: other processes' devices compute their own share
     processes = jax.process_count()
     on_host = len(devices) == 1 and devices[0].platform == "cpu"
     n_max = max(n1, n2)
@@ -232,6 +229,10 @@ def _full(network, x1, x2, dtype, tile, get, track=False) -> Kernel:
         f"for the result, {work_bytes / 2**30:.2f} GiB for tiles of {tile} rows)",
         "Use diagonal=True if only the variances are needed, a smaller tile_size, "
         "dtype='float32', or a matrix-free solver that never forms the full kernel.")
+    if not on_host:
+        check_device_memory(_WORK_ARRAYS_PER_TILE * tile * tile * dtype.itemsize,
+                            f"a kernel tile of {tile} rows in {dtype.name}",
+                            "Use a smaller tile_size or dtype='float32'.", devices)
     # On accelerators, mirroring tiles on the host costs more than computing them.
     mirror = symmetric and on_host
     starts1, starts2 = range(0, n1, tile), range(0, n2, tile)

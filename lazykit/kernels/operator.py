@@ -38,6 +38,7 @@ import numpy as np
 from lazykit._dtypes import precision
 from lazykit.kernels.compute import default_tile_size
 from lazykit.kernels.recursion import Kernel, input_moments
+from lazykit.kernels.resources import kernel_devices
 
 KINDS = ("ntk", "nngp")
 
@@ -204,7 +205,7 @@ class KernelOperator:
             yield from self._host_tile_results(left, pairs, v, symmetric)
             return
         tile, dtype = self.tile, self.dtype
-        devices = tuple(jax.local_devices())  # other processes compute their own
+        devices = kernel_devices()  # local: other processes compute their own
         fn, mesh = _tile_products(self.source, self.kind, devices)
         sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("tiles"))
         zeros = np.zeros((tile, v.shape[1]), dtype)

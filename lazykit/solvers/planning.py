@@ -43,7 +43,6 @@ import math
 import time
 from typing import NamedTuple
 
-import jax
 import numpy as np
 
 from lazykit.kernels.compute import (
@@ -52,6 +51,7 @@ from lazykit.kernels.compute import (
     available_memory,
     check_memory,
 )
+from lazykit.kernels.resources import kernel_devices
 from lazykit.solvers.base import Estimate, Problem
 from lazykit.solvers.centres import BLOCK, pool_size
 from lazykit.solvers.nystrom import block_rows
@@ -95,7 +95,7 @@ def blas_rate() -> float:
 
 def tile_bytes(tile: int) -> int:
     """Bytes of the kernel tiles in flight on all devices."""
-    return _WORK_ARRAYS_PER_TILE * tile * tile * _FLOAT * len(jax.local_devices())
+    return _WORK_ARRAYS_PER_TILE * tile * tile * _FLOAT * len(kernel_devices())
 
 
 def entry_flops(problem: Problem) -> float:
