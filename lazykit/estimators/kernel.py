@@ -14,8 +14,9 @@ from sklearn.utils import check_array
 from lazykit._dtypes import precision
 from lazykit._validation import check_same_features, finite_float, positive_int
 from lazykit.activations import get_activation
-from lazykit.estimators._sources import PaddedNetworkKernel, bucket, pad_rows
+from lazykit.estimators._sources import PaddedNetworkKernel
 from lazykit.kernels.compute import check_memory
+from lazykit.kernels.tiling import bucket, pad_rows
 from lazykit.network import PARAMETERIZATIONS, check_variance_limits, mlp
 
 KINDS = ("ntk", "nngp")
@@ -182,7 +183,7 @@ class NeuralKernel(Kernel):
         """The jitted kernel on inputs padded to bucketed sizes (few compilations)."""
         fn = _kernel_fn(self.depth, get_activation(self.activation), self.parameterization,
                         self._check_kind(), bool(self.b_std), mode)
-        args = [pad_rows(X)] if Y is None else [pad_rows(X), pad_rows(Y)]
+        args = [pad_rows(x, bucket(len(x))) for x in ((X,) if Y is None else (X, Y))]
         log_params = np.log(np.array([self.W_std, self.b_std or 1.0], dtype=np.float64))
         with precision("float64"):
             result = fn(log_params, *args)

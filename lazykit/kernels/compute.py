@@ -31,6 +31,7 @@ from lazykit.kernels.recursion import (
     plan_near_duplicates,
 )
 from lazykit.kernels.resources import check_device_memory, current_budget, kernel_devices
+from lazykit.kernels.tiling import bucket, dispatch_ahead, pad_rows
 
 DEFAULT_TILE_SIZE = {"cpu": 1024}
 DEFAULT_ACCELERATOR_TILE_SIZE = 8192
@@ -266,14 +267,8 @@ def _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, get, track):
 
     shape = (bucket(tile),) * 2  # one compiled shape for every tile of every size
 
-    def finish(pair, block, rows, cols):
-        mirror = symmetric and pair[0] != pair[1]
-        kernels = _unpack(block, dtype, get)
-        mirrored = _unpack(block, dtype, get, True) if mirror else None
-        return pair, _crop(kernels, rows, cols), mirrored and _crop(mirrored, cols, rows)
-
-    pending = None
-    for i, j in pairs:
+    def submit(pair):
+        i, j = pair
         a, b = x1[i:i + tile], x2[j:j + tile]
         if symmetric and i == j:
             gram = a @ a.T  # runs as SYRK
@@ -282,25 +277,17 @@ def _host_tiles(network, x1, x2, symmetric, pairs, tile, dtype, get, track):
             gram = a @ b.T
         separation = input_separation(a, b, gram, if_needed=True) if track else None
         moments = _pad_moments(gram, sq1[i:i + tile], sq2[j:j + tile], separation, shape)
-        result = _from_moments(network, *moments, input_dim=x1.shape[1], diagonal=False,
-                               get=get)  # asynchronous
-        if pending is not None:
-            yield finish(*pending)
-        pending = ((i, j), result, len(a), len(b))
-    if pending is not None:  # None: no tile for this process
-        yield finish(*pending)
+        return _from_moments(network, *moments, input_dim=x1.shape[1], diagonal=False,
+                             get=get), len(a), len(b)
 
+    def finish(pair, submitted):
+        block, rows, cols = submitted
+        mirror = symmetric and pair[0] != pair[1]
+        kernels = _unpack(block, dtype, get)
+        mirrored = _unpack(block, dtype, get, True) if mirror else None
+        yield pair, _crop(kernels, rows, cols), mirrored and _crop(mirrored, cols, rows)
 
-def bucket(size: int) -> int:
-    """The padded size of a tile edge: a power of two up to 128, then a multiple of 128.
-
-    Tiles of any size then share a few compiled shapes (compiling one costs 0.5-4 s).
-
-    Examples:
-        >>> [bucket(n) for n in (1, 5, 100, 129, 1000, 1024)]
-        [8, 8, 128, 256, 1024, 1024]
-    """
-    return max(8, 1 << (size - 1).bit_length()) if size <= 128 else -(-size // 128) * 128
+    return dispatch_ahead(pairs, submit, finish)
 
 
 def _pad_moments(cross, sq1, sq2, separation, shape):
@@ -323,18 +310,21 @@ def _crop(kernel: Kernel, rows: int, cols: int | None = None) -> Kernel:
     return Kernel(*(None if part is None else part[index] for part in kernel))
 
 
-def _pad_rows(x: np.ndarray, tile: int) -> np.ndarray:
-    pad = math.ceil(x.shape[0] / tile) * tile - x.shape[0]
-    return x if pad == 0 else np.concatenate([x, np.repeat(x[:1], pad, axis=0)])
-
-
 def _device_tiles(network, x1, x2, symmetric, pairs, tile, dtype, get, devices):
     """Tiles in batches of one per device, the batch axis sharded over the devices."""
-    a = _pad_rows(x1, tile)
-    b = a if symmetric else _pad_rows(x2, tile)
+    a = pad_rows(x1, math.ceil(x1.shape[0] / tile) * tile)
+    b = a if symmetric else pad_rows(x2, math.ceil(x2.shape[0] / tile) * tile)
     n1, n2 = x1.shape[0], x2.shape[0]
     mesh = jax.sharding.Mesh(np.asarray(devices), ("tiles",))
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("tiles"))
+    batches = [pairs[start:start + len(devices)] for start in range(0, len(pairs), len(devices))]
+
+    def submit(batch):
+        padded = batch + [batch[-1]] * (len(devices) - len(batch))
+        left = jax.device_put(np.stack([a[i:i + tile] for i, _ in padded]), sharding)
+        right = jax.device_put(np.stack([b[j:j + tile] for _, j in padded]), sharding)
+        same = jax.device_put(np.array([symmetric and i == j for i, j in padded]), sharding)
+        return _from_inputs_batched(network, left, right, same, get=get)
 
     def finish(batch, block):
         kernels = _unpack(block, dtype, get)
@@ -343,16 +333,4 @@ def _device_tiles(network, x1, x2, symmetric, pairs, tile, dtype, get, devices):
                                for part in kernels), None)
                 for k, (i, j) in enumerate(batch)]
 
-    pending = None
-    for start in range(0, len(pairs), len(devices)):
-        batch = pairs[start:start + len(devices)]
-        padded = batch + [batch[-1]] * (len(devices) - len(batch))
-        left = jax.device_put(np.stack([a[i:i + tile] for i, _ in padded]), sharding)
-        right = jax.device_put(np.stack([b[j:j + tile] for _, j in padded]), sharding)
-        same = jax.device_put(np.array([symmetric and i == j for i, j in padded]), sharding)
-        result = _from_inputs_batched(network, left, right, same, get=get)  # asynchronous
-        if pending is not None:
-            yield from finish(*pending)
-        pending = (batch, result)
-    if pending is not None:
-        yield from finish(*pending)
+    return dispatch_ahead(batches, submit, finish)

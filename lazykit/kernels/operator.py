@@ -39,6 +39,7 @@ from lazykit._dtypes import precision
 from lazykit.kernels.compute import default_tile_size
 from lazykit.kernels.recursion import Kernel, input_moments
 from lazykit.kernels.resources import kernel_devices
+from lazykit.kernels.tiling import dispatch_ahead, pad_rows
 
 KINDS = ("ntk", "nngp")
 
@@ -74,11 +75,8 @@ def _tile_products(network, kind: str, devices: tuple):
 
 
 def _padded_tile(x: np.ndarray, start: int, tile: int, dtype) -> np.ndarray:
-    """x[start:start + tile] in ``dtype``, the last tile padded by repeating its first row."""
-    block = np.asarray(x[start:start + tile], dtype=dtype)
-    if block.shape[0] < tile:
-        block = np.concatenate([block, np.repeat(block[:1], tile - block.shape[0], axis=0)])
-    return block
+    """x[start:start + tile] in ``dtype``, the last tile padded by :func:`tiling.pad_rows`."""
+    return pad_rows(np.asarray(x[start:start + tile], dtype=dtype), tile)
 
 
 def _padded_vectors(v: np.ndarray, start: int, tile: int, dtype) -> np.ndarray:
@@ -210,25 +208,22 @@ class KernelOperator:
         sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("tiles"))
         zeros = np.zeros((tile, v.shape[1]), dtype)
 
-        def stacked(make):
-            return jax.device_put(np.stack([make(i, j) for i, j in padded]), sharding)
-
-        pending = None
-        for start in range(0, len(pairs), len(devices)):
-            batch = pairs[start:start + len(devices)]
+        def submit(batch):
             padded = batch + [batch[-1]] * (len(devices) - len(batch))
-            result = fn(
+
+            def stacked(make):
+                return jax.device_put(np.stack([make(i, j) for i, j in padded]), sharding)
+
+            return fn(
                 stacked(lambda i, j: _padded_tile(left, i, tile, dtype)),
                 stacked(lambda i, j: _padded_tile(self.x, j, tile, dtype)),
                 stacked(lambda i, j: _padded_vectors(v, j, tile, dtype)),
                 stacked(lambda i, j: _padded_vectors(v, i, tile, dtype) if symmetric and i != j
                         else zeros),
                 stacked(lambda i, j: np.asarray(symmetric and i == j)))
-            if pending is not None:
-                yield from _finish(*pending)
-            pending = (batch, result)
-        if pending is not None:
-            yield from _finish(*pending)
+
+        batches = [pairs[s:s + len(devices)] for s in range(0, len(pairs), len(devices))]
+        yield from dispatch_ahead(batches, submit, _finish)
 
     def _host_tile_results(self, left, pairs, v, symmetric):
         tile = self.tile
