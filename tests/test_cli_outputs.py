@@ -174,7 +174,9 @@ def test_a_real_sigint_during_the_swap_waits_until_the_new_output_is_in_place(
     def replace(src, dst):
         real(src, dst)
         if pathlib.Path(dst).name.endswith(".old"):  # the previous output has just gone aside
-            os.kill(os.getpid(), signal.SIGINT)
+            # raise_signal delivers to this thread; os.kill may land on a JAX thread first,
+            # and under load the main thread can finish the swap before it is handled
+            signal.raise_signal(signal.SIGINT)
 
     monkeypatch.setattr(output.os, "replace", replace)
     assert _cli("--seed", 2, "--out", out, "--force") == 130
