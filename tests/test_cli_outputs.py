@@ -163,8 +163,17 @@ def test_failure_while_swapping_restores_the_old_output(tmp_path, fake_run, monk
     assert _leftovers(tmp_path) == []
 
 
+@pytest.fixture
+def default_sigint():
+    """SIGINT raises KeyboardInterrupt, as in a terminal, whatever the test process inherited
+    (a full-suite worker was seen with SIGINT ignored, so the CLI rightly did not stop)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_a_real_sigint_during_the_swap_waits_until_the_new_output_is_in_place(
-        tmp_path, fake_run, monkeypatch):
+        tmp_path, fake_run, monkeypatch, default_sigint):
     """SIGINT sent between the two renames of the swap is held back: the destination holds
     the complete new output, and the interruption is reported after."""
     out = tmp_path / "run"
@@ -174,9 +183,7 @@ def test_a_real_sigint_during_the_swap_waits_until_the_new_output_is_in_place(
     def replace(src, dst):
         real(src, dst)
         if pathlib.Path(dst).name.endswith(".old"):  # the previous output has just gone aside
-            # raise_signal delivers to this thread; os.kill may land on a JAX thread first,
-            # and under load the main thread can finish the swap before it is handled
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # delivered to this (the main) thread
 
     monkeypatch.setattr(output.os, "replace", replace)
     assert _cli("--seed", 2, "--out", out, "--force") == 130
