@@ -33,6 +33,21 @@ _BUDGET: contextvars.ContextVar[int | None] = contextvars.ContextVar("lazykit_me
                                                                      default=None)
 
 
+class _Scoped:
+    """A context manager that sets one setting (a ContextVar) for a block; re-entrant."""
+
+    def __init__(self, var: contextvars.ContextVar, value):
+        self._var, self.value, self._tokens = var, value, []
+
+    def __enter__(self):
+        self._tokens.append(self._var.set(self.value))
+        return self
+
+    def __exit__(self, *exc):
+        self._var.reset(self._tokens.pop())
+        return False
+
+
 def _check(nbytes, name: str = "nbytes") -> int | None:
     if nbytes is None:
         return None
@@ -72,7 +87,7 @@ def set_memory_budget(nbytes) -> int | None:
     return previous
 
 
-class memory_budget:
+class memory_budget(_Scoped):
     """``with memory_budget(nbytes): ...``: the budget of every memory check inside the block.
 
     Args:
@@ -91,16 +106,7 @@ class memory_budget:
     """
 
     def __init__(self, nbytes):
-        self.nbytes = _check(nbytes)
-        self._tokens = []
-
-    def __enter__(self):
-        self._tokens.append(_BUDGET.set(self.nbytes))
-        return self
-
-    def __exit__(self, *exc):
-        _BUDGET.reset(self._tokens.pop())
-        return False
+        super().__init__(_BUDGET, _check(nbytes))
 
 
 _DEVICES: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("lazykit_devices",
@@ -152,7 +158,7 @@ def set_devices(devices) -> tuple | None:
     return previous
 
 
-class use_devices:
+class use_devices(_Scoped):
     """``with use_devices(devices): ...``: kernels inside the block run on ``devices``.
 
     Args:
@@ -166,16 +172,7 @@ class use_devices:
     """
 
     def __init__(self, devices):
-        self.devices = _check_devices(devices)
-        self._tokens = []
-
-    def __enter__(self):
-        self._tokens.append(_DEVICES.set(self.devices))
-        return self
-
-    def __exit__(self, *exc):
-        _DEVICES.reset(self._tokens.pop())
-        return False
+        super().__init__(_DEVICES, _check_devices(devices))
 
 
 def device_free_memory(device) -> int | None:
