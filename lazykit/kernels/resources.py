@@ -33,6 +33,13 @@ _BUDGET: contextvars.ContextVar[int | None] = contextvars.ContextVar("lazykit_me
                                                                      default=None)
 
 
+def _replace(var: contextvars.ContextVar, value):
+    """Set a setting for the rest of this context; return the value it replaces."""
+    previous = var.get()
+    var.set(value)
+    return previous
+
+
 class _Scoped:
     """A context manager that sets one setting (a ContextVar) for a block; re-entrant."""
 
@@ -82,9 +89,7 @@ def set_memory_budget(nbytes) -> int | None:
         True
         >>> _ = set_memory_budget(previous)
     """
-    previous = _BUDGET.get()
-    _BUDGET.set(_check(nbytes))
-    return previous
+    return _replace(_BUDGET, _check(nbytes))
 
 
 class memory_budget(_Scoped):
@@ -153,9 +158,7 @@ def set_devices(devices) -> tuple | None:
         1
         >>> _ = set_devices(previous)
     """
-    previous = _DEVICES.get()
-    _DEVICES.set(_check_devices(devices))
-    return previous
+    return _replace(_DEVICES, _check_devices(devices))
 
 
 class use_devices(_Scoped):
